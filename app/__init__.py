@@ -1,0 +1,35 @@
+"""The SMS service: POST /send-sms through the Vonage Messages API."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import api, health
+from .errors import register_error_handlers
+from .limits import RateLimits
+from .request_log import configure_logging, init_request_log
+from .security import init_security_headers
+from .settings import Settings, read_environment
+from .sms import SmsGateway
+from .validation import MAX_BODY_BYTES
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build a wired application; fail at once if the environment is incomplete."""
+    settings = settings or Settings.from_environ(read_environment())
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["settings"] = settings
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
+    init_request_log(app)
+    init_security_headers(app)
+    RateLimits(app)
+    SmsGateway.init_app(app)
+    register_error_handlers(app)
+    for blueprint in (health.bp, api.bp):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,44 @@
+"""API-key authentication for the protected routes."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+
+from flask import current_app, g, request
+
+from .errors import ApiProblem
+from .limits import count_auth_failure, refuse_if_auth_failures_spent
+
+
+def require_api_key(view):
+    """Reject the request with 401 unless X-API-Key is one of our keys."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        refuse_if_auth_failures_spent()  # slows key guessing, whatever key comes next
+        name = identify_api_key(request.headers.get("X-API-Key", ""))
+        if name is None:
+            count_auth_failure()
+            raise ApiProblem(
+                401,
+                "unauthorized",
+                "Unauthorized",
+                "Send a valid API key in the X-API-Key header.",
+                headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
+            )
+        g.api_key_name = name  # for limits, logs and metrics; the secret goes nowhere
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def identify_api_key(presented: str) -> str | None:
+    """Return the name of the key whose secret equals `presented`, comparing in constant time."""
+    presented_bytes = presented.encode("utf-8", "surrogateescape")
+    keys = current_app.extensions["settings"].api_keys  # name -> secret
+    found = None
+    for name, secret in keys.items():  # no early exit: the time does not depend on which key
+        if hmac.compare_digest(presented_bytes, secret.encode()):
+            found = name
+    return found

@@ -1,0 +1,117 @@
+"""The one place that turns failures into application/problem+json answers (RFC 9457)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Flask, Response, g
+from werkzeug.exceptions import HTTPException
+
+PROBLEM_TYPE_BASE = "https://sms-service.example/problems/"
+logger = logging.getLogger("sms_service")
+
+# Werkzeug's own refusals, by status, under our stable slugs.
+HTTP_SLUGS = {
+    400: "validation-error",
+    401: "unauthorized",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    429: "rate-limited",
+    500: "internal-error",
+}
+
+
+class ApiProblem(Exception):
+    """A refusal we mean to give: status, stable slug, human title and detail."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: object,
+    ):
+        super().__init__(f"{status} {slug}")
+        self.status, self.slug, self.title, self.detail = status, slug, title, detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class InvalidPayload(ApiProblem):
+    """A 400 naming every bad field at once."""
+
+    def __init__(self, errors: dict[str, str]):
+        fields = ", ".join(errors)
+        super().__init__(
+            400,
+            "validation-error",
+            "Invalid request",
+            f"Fix these fields: {fields}.",
+            errors=[{"field": name, "message": message} for name, message in errors.items()],
+        )
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the only code that turns exceptions into responses."""
+    app.register_error_handler(ApiProblem, _api_problem)
+    # Flask turns an unhandled exception into an InternalServerError (500) and brings it here,
+    # except under TESTING, where it propagates to the test.
+    app.register_error_handler(HTTPException, _http_problem)
+
+
+def _api_problem(exc: ApiProblem) -> Response:
+    return problem_response(exc)
+
+
+def _http_problem(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status == 500:
+        return _internal_error(exc)
+    response = exc.get_response()  # keeps headers such as Allow on a 405
+    problem = ApiProblem(
+        status,
+        HTTP_SLUGS.get(status, "http-error"),
+        exc.name,
+        exc.description or exc.name,
+        headers={k: v for k, v in response.headers.items() if k.lower() == "allow"},
+    )
+    return problem_response(problem)
+
+
+def _internal_error(exc: HTTPException) -> Response:
+    cause = getattr(exc, "original_exception", None) or exc
+    # The type only: a traceback or message can hold the text, a number or a secret.
+    logger.error("unhandled exception", extra={"fields": {"exception": type(cause).__name__}})
+    problem = ApiProblem(
+        500,
+        "internal-error",
+        "Internal server error",
+        "Something went wrong on our side. Quote the request_id when you report it.",
+    )
+    return problem_response(problem)
+
+
+def problem_response(problem: ApiProblem) -> Response:
+    """Render a problem as application/problem+json and note its slug for the request log."""
+    g.error_slug = problem.slug
+    body = {
+        "type": PROBLEM_TYPE_BASE + problem.slug,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "request_id": g.get("request_id"),
+        "success": False,
+        **problem.extra,
+    }
+    return Response(
+        json.dumps(body),
+        status=problem.status,
+        headers=problem.headers,
+        content_type="application/problem+json",
+    )

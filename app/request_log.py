@@ -1,0 +1,97 @@
+"""One JSON line per request on stdout, with a request id; no secrets, no text, no full numbers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+from flask import Flask, Response, g, request
+
+logger = logging.getLogger("sms_service")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_LONG_DIGIT_RUN = re.compile(r"\+?\d{5,}")
+# Log field -> where the request keeps it in flask.g.
+_REQUEST_FIELDS = {
+    "api_key": "api_key_name",
+    "to": "to_masked",
+    "segments": "segments",
+    "message_uuid": "message_uuid",
+    "error": "error_slug",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """Render a record as one JSON object: time, level, event, then its `fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "event": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            line["exception"] = record.exc_info[
+                0
+            ].__name__  # the type only: tracebacks can hold data
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """Send our records and the libraries' as JSON lines to stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # The SDK logs its headers (the JWT among them) at DEBUG, and full error bodies at WARNING;
+    # our own lines already carry the outcome.
+    logging.getLogger("vonage").setLevel(logging.ERROR)
+
+
+def init_request_log(app: Flask) -> None:
+    app.before_request(_start)
+    app.after_request(_finish)
+
+
+def mask_number(e164: str, country_code: int) -> str:
+    """Keep the country code and the last two digits: +44********50."""
+    digits = e164.lstrip("+")
+    prefix = str(country_code)
+    hidden = max(0, len(digits) - len(prefix) - 2)
+    return f"+{prefix}{'*' * hidden}{digits[-2:]}"
+
+
+def _start() -> None:
+    g.started = time.perf_counter()
+    presented = request.headers.get("X-Request-ID", "")
+    g.request_id = presented if _REQUEST_ID.fullmatch(presented) else uuid.uuid4().hex
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.request_id
+    fields = {
+        "request_id": g.request_id,
+        "method": request.method,
+        "path": _loggable_path(),
+        "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - g.started) * 1000, 2),
+    }
+    fields.update({field: g.get(name) for field, name in _REQUEST_FIELDS.items() if name in g})
+    logger.info("request", extra={"fields": fields})
+    return response
+
+
+def _loggable_path() -> str:
+    """The route template when one matched; otherwise the path with long digit runs masked."""
+    if request.url_rule is not None:
+        return request.url_rule.rule
+    return _LONG_DIGIT_RUN.sub("***", request.path)[:200]

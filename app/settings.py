@@ -1,0 +1,229 @@
+"""Configuration: one frozen object, read from the environment and checked at start-up."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import phonenumbers
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from limits import parse_many
+
+MIN_SECRET_LENGTH = 24
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+_E164_SENDER = re.compile(r"\+?[1-9][0-9]{6,14}")
+_ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9 ]{1,11}")
+
+
+class ConfigError(Exception):
+    """The environment cannot run the service; the message names every problem."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    vonage_application_id: str
+    vonage_private_key: RSAPrivateKey = field(repr=False)
+    vonage_number: str
+    api_keys: Mapping[str, str] = field(repr=False)  # name -> secret
+    vonage_api_host: str = "api.nexmo.com"
+    vonage_timeout_s: int = 10
+    vonage_max_retries: int = 2
+    rate_limit: str = "60 per minute"
+    recipient_rate_limit: str = "5 per minute"
+    allowed_senders: tuple[str, ...] = ()
+    default_region: str | None = None
+    max_segments: int = 6
+    trusted_proxies: int = 0
+    log_level: str = "INFO"
+    ratelimit_storage_uri: str = "memory://"  # counts per process; several workers need redis://
+
+    @property
+    def senders(self) -> tuple[str, ...]:
+        """Every `from` a caller may use; the first is the default."""
+        return (self.vonage_number, *self.allowed_senders)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Read and check every variable; raise one ConfigError naming all problems."""
+        reader = _Reader(environ)
+        values = dict(
+            vonage_application_id=reader.application_id("VONAGE_APPLICATION_ID"),
+            vonage_private_key=reader.private_key(),
+            vonage_number=reader.sender("VONAGE_NUMBER"),
+            api_keys=reader.api_keys("API_KEYS"),
+            vonage_api_host=reader.matching(
+                "VONAGE_API_HOST", _HOST, "api.nexmo.com", "host[:port]"
+            ),
+            vonage_timeout_s=reader.integer("VONAGE_TIMEOUT", 10, 1, 120),
+            vonage_max_retries=reader.integer("VONAGE_MAX_RETRIES", 2, 0, 5),
+            rate_limit=reader.rate_limit("RATE_LIMIT", "60 per minute"),
+            recipient_rate_limit=reader.rate_limit("RECIPIENT_RATE_LIMIT", "5 per minute"),
+            allowed_senders=reader.senders("ALLOWED_SENDERS"),
+            default_region=reader.region("DEFAULT_REGION"),
+            max_segments=reader.integer("MAX_SEGMENTS", 6, 1, 15),
+            trusted_proxies=reader.integer("TRUSTED_PROXIES", 0, 0, 10),
+            log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
+        )
+        reader.integer(
+            "PORT", 8000, 1, 65535
+        )  # used by gunicorn.conf.py; checked here with the rest
+        if reader.problems:
+            raise ConfigError("invalid configuration: " + "; ".join(reader.problems))
+        return cls(**values)
+
+
+def read_environment() -> dict[str, str]:
+    """Return the variables of `.env` (when present) overlaid by the real environment."""
+    from dotenv import dotenv_values
+
+    file_values = {k: v for k, v in dotenv_values().items() if v is not None}
+    return {**file_values, **os.environ}
+
+
+class _Reader:
+    """Read variables one by one, collecting problems instead of stopping at the first."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def _get(self, name: str) -> str:
+        return self.environ.get(name, "").strip()
+
+    def _required(self, name: str) -> str | None:
+        value = self._get(name)
+        if not value:
+            self.problems.append(f"{name} is not set")
+            return None
+        return value
+
+    def application_id(self, name: str) -> str:
+        value = self._required(name)
+        if value is None:
+            return ""
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            self.problems.append(f"{name} must be the application's UUID")
+        return value
+
+    def private_key(self) -> RSAPrivateKey | None:
+        path = self._get("VONAGE_APPLICATION_PRIVATE_KEY_PATH")
+        text = self._get("VONAGE_PRIVATE_KEY")
+        if bool(path) == bool(text):
+            self.problems.append(
+                "set exactly one of VONAGE_APPLICATION_PRIVATE_KEY_PATH and VONAGE_PRIVATE_KEY"
+            )
+            return None
+        if path:
+            try:
+                with open(path, "rb") as key_file:
+                    pem = key_file.read()
+            except OSError as exc:
+                self.problems.append(
+                    f"VONAGE_APPLICATION_PRIVATE_KEY_PATH cannot be read ({exc.strerror})"
+                )
+                return None
+            return self._load_key("VONAGE_APPLICATION_PRIVATE_KEY_PATH", pem)
+        # Container platforms often store a PEM on one line with literal \n escapes.
+        return self._load_key("VONAGE_PRIVATE_KEY", text.replace("\\n", "\n").encode())
+
+    def _load_key(self, name: str, pem: bytes) -> RSAPrivateKey | None:
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)  # PKCS#8 or PKCS#1
+        except TypeError:
+            self.problems.append(f"{name}: the private key must not be password-protected")
+            return None
+        except ValueError:
+            self.problems.append(f"{name} is not a PEM private key (PKCS#8 or PKCS#1)")
+            return None
+        if not isinstance(key, RSAPrivateKey):
+            self.problems.append(f"{name} must be an RSA private key, as Vonage issues")
+            return None
+        return key
+
+    def sender(self, name: str) -> str:
+        value = self._required(name)
+        if value is not None and not is_sender(value):
+            self.problems.append(
+                f"{name} must be an E.164 number or an alphanumeric sender ID of 1-11 characters"
+            )
+        return value or ""
+
+    def senders(self, name: str) -> tuple[str, ...]:
+        values = tuple(v.strip() for v in self._get(name).split(",") if v.strip())
+        bad = [v for v in values if not is_sender(v)]
+        if bad:
+            self.problems.append(
+                f"{name}: {len(bad)} value(s) are neither E.164 numbers nor alphanumeric sender IDs"
+            )
+        return values
+
+    def api_keys(self, name: str) -> dict[str, str]:
+        value = self._required(name)
+        if value is None:
+            return {}
+        keys: dict[str, str] = {}
+        for position, pair in enumerate(value.split(","), start=1):
+            key_name, _, secret = (part.strip() for part in pair.partition(":"))
+            where = f"{name} entry {position}"
+            if not _KEY_NAME.fullmatch(key_name):
+                self.problems.append(f"{where} needs a name of letters, digits, '_', '.' or '-'")
+            elif key_name in keys:
+                self.problems.append(f"{where}: the name {key_name!r} is used twice")
+            elif len(secret) < MIN_SECRET_LENGTH:
+                self.problems.append(
+                    f"{where} ({key_name}): the secret must be at least "
+                    f"{MIN_SECRET_LENGTH} characters"
+                )
+            elif secret in keys.values():
+                self.problems.append(f"{where} ({key_name}) reuses another key's secret")
+            else:
+                keys[key_name] = secret
+        return keys
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        value = self._get(name)
+        if not value:
+            return default
+        if not value.isdigit() or not low <= int(value) <= high:
+            self.problems.append(f"{name} must be a whole number from {low} to {high}")
+            return default
+        return int(value)
+
+    def matching(self, name: str, pattern: re.Pattern, default: str, shape: str) -> str:
+        value = self._get(name) or default
+        if not pattern.fullmatch(value):
+            self.problems.append(f"{name} must look like {shape}")
+        return value
+
+    def rate_limit(self, name: str, default: str) -> str:
+        value = self._get(name) or default
+        try:
+            parse_many(value)
+        except ValueError:
+            self.problems.append(f"{name} must be in flask-limiter syntax, e.g. '60 per minute'")
+        return value
+
+    def region(self, name: str) -> str | None:
+        value = self._get(name).upper()
+        if value and value not in phonenumbers.SUPPORTED_REGIONS:
+            self.problems.append(f"{name} must be an ISO 3166 country code such as GB or US")
+        return value or None
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self._get(name).upper() or default
+        if value not in choices:
+            self.problems.append(f"{name} must be one of {', '.join(choices)}")
+        return value
+
+
+def is_sender(value: str) -> bool:
+    """Tell whether `value` can be an SMS sender: an E.164 number or an alphanumeric ID."""
+    return bool(_E164_SENDER.fullmatch(value) or _ALPHANUMERIC_SENDER.fullmatch(value.strip()))

@@ -1,0 +1,221 @@
+"""Sending one SMS through Vonage, and what each Vonage outcome means for the caller.
+
+The rule behind retries: retry only when Vonage certainly did not accept the
+message (429, 503, no connection), so a retry can never send a second SMS.
+Everything else is answered at once; a lost answer is reported as unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pydantic
+import requests
+from flask import Flask, current_app
+from vonage import Vonage
+from vonage_http_client import AuthenticationError, HttpRequestError
+from vonage_messages import Sms, SmsOptions
+
+from .errors import ApiProblem
+from .settings import Settings
+from .validation import SmsRequest
+from .vonage_client import OutcomeUnknown, build_vonage_client
+
+logger = logging.getLogger("sms_service")
+
+BACKOFF_BASE_S = 0.25
+BACKOFF_CAP_S = 4.0
+DEFAULT_RETRY_AFTER_S = 5
+MAX_RETRY_AFTER_S = 60
+RETRYABLE_STATUSES = (429, 503)
+ACCOUNT_HINTS = {
+    401: "Vonage refused the credentials: check that VONAGE_APPLICATION_ID and the private key "
+    "belong to the same application",
+    402: "Vonage reports a low balance: top up the account in the Vonage dashboard",
+    403: "Vonage forbids this for the account: check the application's Messages capability",
+}
+_RECIPIENT_WORDS = ("recipient", "white-listed", "whitelist", "barred", "destination")
+
+
+class SmsGateway:
+    """Holds the application's single Vonage client and sends through it."""
+
+    def __init__(
+        self,
+        client: Vonage,
+        settings: Settings,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.client, self.settings, self.sleep, self.clock = client, settings, sleep, clock
+
+    @classmethod
+    def init_app(cls, app: Flask) -> SmsGateway:
+        settings = app.extensions["settings"]
+        gateway = cls(build_vonage_client(settings), settings)
+        app.extensions["sms"] = gateway
+        return gateway
+
+    def send(self, message: SmsRequest) -> str:
+        """Send one SMS and return its message_uuid, retrying only what is safe to retry."""
+        sms = to_vonage_sms(message)
+        deadline = self.clock() + self.settings.vonage_timeout_s
+        retries = 0
+        renewed_token = False
+        while True:
+            try:
+                return self._send_once(sms)
+            except AuthenticationError as exc:
+                if renewed_token:
+                    raise _account_error(exc.response) from None
+                # A 401 means nothing was accepted: a fresh token covers clock skew or revocation.
+                self.client.http_client.auth.renew()
+                renewed_token = True
+            except _Retryable as retryable:
+                wait = max(_backoff(retries), retryable.retry_after or 0)
+                if retries >= self.settings.vonage_max_retries or self.clock() + wait > deadline:
+                    raise _unavailable(retryable) from None
+                retries += 1
+                logger.warning(
+                    "vonage retry",
+                    extra={"fields": {"attempt": retries, "reason": retryable.reason}},
+                )
+                self.sleep(wait)
+
+    def _send_once(self, sms: Sms) -> str:
+        try:
+            return self.client.messages.send(sms).message_uuid
+        except AuthenticationError:
+            raise
+        except HttpRequestError as exc:
+            raise _classify_status(exc.response) from None
+        except (requests.ReadTimeout, OutcomeUnknown):
+            raise _timeout(self.settings.vonage_timeout_s) from None
+        except requests.ConnectionError:  # only connect-phase failures reach here
+            raise _Retryable("no-connection", None) from None
+        except (pydantic.ValidationError, TypeError):  # a 2xx without a readable message_uuid
+            raise _upstream_error(
+                "Vonage accepted the request but its answer was unreadable."
+            ) from None
+        except requests.RequestException as exc:
+            raise _upstream_error(f"The call to Vonage failed ({type(exc).__name__}).") from None
+
+
+def send_sms(message: SmsRequest) -> str:
+    """Send one SMS through the app's gateway and return its message_uuid."""
+    return current_app.extensions["sms"].send(message)
+
+
+def to_vonage_sms(message: SmsRequest) -> Sms:
+    """Build the SDK's model; Vonage wants numbers without their leading +."""
+    options = SmsOptions(encoding_type=message.encoding_type) if message.encoding_type else None
+    return Sms(
+        to=message.to.lstrip("+"),
+        from_=message.sender.lstrip("+"),
+        text=message.encoded.text,
+        client_ref=message.client_ref,
+        ttl=message.ttl,
+        sms=options,
+    )
+
+
+@dataclass
+class _Retryable(Exception):
+    reason: str
+    retry_after: float | None
+
+
+def _classify_status(response: requests.Response) -> Exception:
+    status = response.status_code
+    if status in RETRYABLE_STATUSES:
+        return _Retryable(f"vonage-{status}", _retry_after(response))
+    if status in ACCOUNT_HINTS:
+        return _account_error(response)
+    reason = _vonage_reason(response)
+    if status in (400, 422):
+        if any(word in reason.lower() for word in _RECIPIENT_WORDS) or _names_field(response, "to"):
+            return ApiProblem(
+                422,
+                "recipient-rejected",
+                "Recipient rejected",
+                f"Vonage refused the recipient: {reason}",
+            )
+        return ApiProblem(
+            422, "upstream-rejected", "Rejected by Vonage", f"Vonage refused the message: {reason}"
+        )
+    return _upstream_error(f"Vonage answered {status}: {reason}")
+
+
+def _account_error(response: requests.Response) -> ApiProblem:
+    status = response.status_code
+    logger.error(
+        "vonage account problem",
+        extra={"fields": {"vonage_status": status, "hint": ACCOUNT_HINTS[status]}},
+    )
+    return ApiProblem(
+        502,
+        "upstream-account-error",
+        "SMS provider account problem",
+        f"Vonage refused the request ({status}): the service's Vonage account needs attention.",
+    )
+
+
+def _unavailable(retryable: _Retryable) -> ApiProblem:
+    retry_after = math.ceil(retryable.retry_after or DEFAULT_RETRY_AFTER_S)
+    return ApiProblem(
+        503,
+        "upstream-unavailable",
+        "SMS provider unavailable",
+        "Vonage is unavailable or throttling us; the SMS was not sent. Retry later.",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _timeout(timeout_s: int) -> ApiProblem:
+    return ApiProblem(
+        504,
+        "upstream-timeout",
+        "SMS provider timeout",
+        f"Vonage did not answer within {timeout_s} s after receiving the request: "
+        "the SMS may or may not have been sent.",
+    )
+
+
+def _upstream_error(detail: str) -> ApiProblem:
+    return ApiProblem(502, "upstream-error", "SMS provider error", detail)
+
+
+def _backoff(retries_done: int) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**retries_done))
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return min(float(value), MAX_RETRY_AFTER_S) if value.isdigit() else None
+
+
+def _json(response: requests.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _vonage_reason(response: requests.Response) -> str:
+    body = _json(response)
+    parts = [str(body[k]) for k in ("title", "detail") if isinstance(body.get(k), (str, int))]
+    return (": ".join(parts) or f"HTTP {response.status_code}")[:300]
+
+
+def _names_field(response: requests.Response, name: str) -> bool:
+    problems = _json(response).get("invalid_parameters")
+    return isinstance(problems, list) and any(
+        isinstance(p, dict) and p.get("name") == name for p in problems
+    )

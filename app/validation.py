@@ -1,0 +1,229 @@
+"""Turn a POST /send-sms body into an SmsRequest, or name every bad field at once."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+
+import phonenumbers
+from flask import g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .errors import ApiProblem, InvalidPayload
+from .settings import Settings
+from .sms_encoding import Encoded, encode, non_gsm7_characters, smart_encode
+
+MAX_BODY_BYTES = 16 * 1024
+VONAGE_MAX_TEXT_CHARACTERS = 1000  # the Messages API's own limit on `text`
+MAX_CLIENT_REF = 100
+TTL_RANGE = (20, 604800)
+ENCODINGS = ("auto", "text", "unicode")
+FIELDS = ("to", "text", "from", "client_ref", "ttl", "encoding", "smart_encoding")
+_PHONE_CHARACTERS = re.compile(r"[0-9+()./ -]{1,40}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class SmsRequest:
+    """A validated SMS, ready to send."""
+
+    to: str  # E.164 with the leading +
+    sender: str
+    encoded: Encoded
+    client_ref: str | None = None
+    ttl: int | None = None
+    encoding_type: str | None = None  # passed to Vonage as sms.encoding_type
+    country_code: int = field(default=0, compare=False)
+
+    def summary(self) -> dict[str, object]:
+        """Describe the SMS for the caller, without the text."""
+        summary: dict[str, object] = {
+            "to": self.to,
+            "from": self.sender,
+            "encoding": self.encoded.encoding,
+            "segments": self.encoded.segments,
+            "characters": self.encoded.characters,
+        }
+        if self.client_ref is not None:
+            summary["client_ref"] = self.client_ref
+        return summary
+
+
+def require_json(view):
+    """Refuse a body that is not JSON (415) or too large (413), before anything else runs."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if request.mimetype != "application/json":
+            raise ApiProblem(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "Send the body as JSON with Content-Type: application/json.",
+            )
+        g.raw_body = _read_body()
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def parse_json_object(raw: bytes) -> object:
+    """Return the parsed JSON body; 400 naming `body` when it is not JSON."""
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        position = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        raise InvalidPayload({"body": f"must be valid JSON (UTF-8){position}"}) from None
+
+
+def _read_body() -> bytes:
+    """Read the whole body, refusing it once it passes MAX_BODY_BYTES.
+
+    Werkzeug refuses a Content-Length over MAX_CONTENT_LENGTH, but quietly truncates a
+    chunked body at it; reading one byte past the limit turns that into a 413 too.
+    """
+    chunks, size = [], 0
+    while size <= MAX_BODY_BYTES:
+        chunk = request.stream.read(MAX_BODY_BYTES + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    return b"".join(chunks)
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_send_sms(body: object, settings: Settings) -> SmsRequest:
+    """Return an SmsRequest, or raise InvalidPayload naming every bad field."""
+    if not isinstance(body, dict):
+        raise InvalidPayload({"body": "must be a JSON object"})
+    errors = {name: "is not a known field" for name in body if name not in FIELDS}
+    number = _parse_to(body.get("to"), settings.default_region, errors)
+    sender = _parse_sender(body.get("from"), settings, errors)
+    client_ref = _optional_string(body, "client_ref", MAX_CLIENT_REF, errors)
+    ttl = _optional_ttl(body, errors)
+    encoding_type = _optional_choice(body, "encoding", ENCODINGS, errors)
+    smart = body.get("smart_encoding", False)
+    if not isinstance(smart, bool):
+        errors["smart_encoding"] = "must be true or false"
+    encoded = _parse_text(
+        body.get("text"), smart is True, encoding_type, settings.max_segments, errors
+    )
+    if errors:
+        raise InvalidPayload(errors)
+    return SmsRequest(
+        to=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        sender=sender,
+        encoded=encoded,
+        client_ref=client_ref,
+        ttl=ttl,
+        encoding_type=encoding_type,
+        country_code=number.country_code,
+    )
+
+
+def _parse_to(value: object, region: str | None, errors: dict[str, str]):
+    example = "e.g. +442071838750"
+    if value is None:
+        errors["to"] = f"is required: the recipient's phone number, {example}"
+        return None
+    if not isinstance(value, str) or not _PHONE_CHARACTERS.fullmatch(value.strip()):
+        errors["to"] = f"must be a phone number as a string of digits, {example}"
+        return None
+    value = value.strip()
+    if region is None and not value.startswith("+"):
+        errors["to"] = f"must be in international format starting with +, {example}"
+        return None
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        errors["to"] = f"is not a valid phone number, {example}"
+        return None
+    return number
+
+
+def _parse_sender(value: object, settings: Settings, errors: dict[str, str]) -> str:
+    if value is None:
+        return settings.vonage_number
+    allowed = {_sender_key(sender): sender for sender in settings.senders}
+    if not isinstance(value, str) or _sender_key(value) not in allowed:
+        errors["from"] = "must be one of the senders this service is configured with"
+        return settings.vonage_number
+    return allowed[_sender_key(value)]
+
+
+def _sender_key(sender: str) -> str:
+    """Compare numbers with or without their +; sender IDs exactly."""
+    stripped = sender.strip()
+    return stripped.lstrip("+") if stripped.lstrip("+").isdigit() else stripped
+
+
+def _parse_text(
+    value: object, smart: bool, encoding_type: str | None, max_segments: int, errors: dict[str, str]
+) -> Encoded | None:
+    if not isinstance(value, str) or not value.strip():
+        errors["text"] = "is required: a non-empty string"
+        return None
+    if _SURROGATE.search(value):
+        errors["text"] = "must be valid Unicode (it has an unpaired surrogate)"
+        return None
+    text = smart_encode(value) if smart else value
+    if encoding_type == "text" and non_gsm7_characters(text):
+        count = len(non_gsm7_characters(text))
+        errors["text"] = (
+            f"has {count} character(s) outside GSM-7, which encoding 'text' would lose; "
+            "use encoding 'auto' or 'unicode', or smart_encoding"
+        )
+        return None
+    encoded = encode(text, force_unicode=encoding_type == "unicode")
+    if encoded.segments > max_segments:
+        errors["text"] = (
+            f"needs {encoded.segments} {encoded.encoding} segments; "
+            f"the most allowed is {max_segments}"
+        )
+    elif encoded.characters > VONAGE_MAX_TEXT_CHARACTERS:
+        errors["text"] = f"must be at most {VONAGE_MAX_TEXT_CHARACTERS} characters"
+    return encoded
+
+
+def _optional_string(body: dict, name: str, max_length: int, errors: dict[str, str]) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        errors[name] = f"must be a string of 1 to {max_length} characters"
+        return None
+    if _SURROGATE.search(value) or any(ord(char) < 32 for char in value):
+        errors[name] = "must be printable text"
+        return None
+    return value
+
+
+def _optional_ttl(body: dict, errors: dict[str, str]) -> int | None:
+    value = body.get("ttl")
+    if value is None:
+        return None
+    low, high = TTL_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        errors["ttl"] = f"must be whole seconds from {low} to {high}"
+        return None
+    return value
+
+
+def _optional_choice(body: dict, name: str, choices: tuple[str, ...], errors: dict[str, str]):
+    value = body.get(name)
+    if value is None:
+        return None
+    if value not in choices:
+        errors[name] = f"must be one of {', '.join(choices)}"
+        return None
+    return value

@@ -1,0 +1,102 @@
+"""Fixtures: settings from a dict of fakes, the app, a client, and a closed network."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import responses
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from app import create_app
+from app.settings import Settings
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "vonage"
+VONAGE_SMS_URL = "https://api.nexmo.com/v1/messages"
+APPLICATION_ID = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
+SECRET_A = "a-secret-of-at-least-24-characters"
+SECRET_B = "b-secret-of-at-least-24-characters"
+AUTH = {"X-API-Key": SECRET_A}
+AUTH_B = {"X-API-Key": SECRET_B}
+VALID_BODY = {"to": "+14155550100", "text": "Hello from the tests"}
+UUID = "d8f86df1-dec6-442f-870a-2241be27d721"
+
+
+def generate_private_key_pem(fmt=serialization.PrivateFormat.PKCS8) -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()).decode()
+
+
+@pytest.fixture(scope="session")
+def private_key_pem() -> str:
+    return generate_private_key_pem()
+
+
+@pytest.fixture(scope="session")
+def test_env(private_key_pem) -> dict[str, str]:
+    return {
+        "VONAGE_APPLICATION_ID": APPLICATION_ID,
+        "VONAGE_PRIVATE_KEY": private_key_pem,
+        "VONAGE_NUMBER": "+447700900000",
+        "API_KEYS": f"alpha:{SECRET_A},beta:{SECRET_B}",
+    }
+
+
+@pytest.fixture(scope="session")
+def base_settings(test_env) -> Settings:
+    return Settings.from_environ(test_env)
+
+
+@pytest.fixture
+def settings(base_settings) -> Settings:
+    return base_settings
+
+
+@pytest.fixture
+def make_app():
+    """Build an app from settings, with sleeping during retries recorded instead of done."""
+
+    def build(settings: Settings, **changes):
+        app = create_app(dataclasses.replace(settings, **changes))
+        app.config.update(TESTING=True)
+        app.extensions["sleeps"] = []
+        app.extensions["sms"].sleep = app.extensions["sleeps"].append
+        return app
+
+    return build
+
+
+@pytest.fixture
+def app(make_app, settings):
+    return make_app(settings)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(autouse=True)
+def vonage():
+    """Fake Vonage: unknown URLs raise ConnectionError; unused stubs fail the test."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        yield rsps
+
+
+@pytest.fixture
+def accept(vonage):
+    """Vonage accepts every SMS."""
+    vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202)
+    return vonage
+
+
+def shared_file(*parts: str) -> Path:
+    """A file of ../shared/vonage, or skip the test with the reason."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(
+            f"{path} not found: Vonage's contract files live in ../shared beside the project"
+        )
+    return path

@@ -1,0 +1,150 @@
+"""API keys, the per-key and per-recipient limits, and the brake on key guessing."""
+
+import pytest
+
+from tests.conftest import AUTH, AUTH_B, SECRET_A, UUID, VALID_BODY, VONAGE_SMS_URL
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-API-Key": ""},
+        {"X-API-Key": SECRET_A + "x"},
+        {"X-API-Key": SECRET_A[:-1]},
+        {"X-API-Key": "ünïcode-ключ"},
+        {"Authorization": f"Bearer {SECRET_A}"},
+    ],
+)
+def test_missing_or_wrong_key_is_a_401(client, headers):
+    """Vonage is not called (the closed network would fail the test)."""
+    response = client.post("/send-sms", json=VALID_BODY, headers=headers)
+
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert response.json["type"].endswith("/unauthorized")
+    assert "WWW-Authenticate" in response.headers
+
+
+def test_auth_comes_before_validation(client):
+    response = client.post("/send-sms", json={"bad": "body"})
+    assert response.status_code == 401
+
+
+def test_content_type_and_size_come_before_auth(client):
+    response = client.post("/send-sms", data="to=1", content_type="text/plain")
+    assert response.status_code == 415
+    response = client.post("/send-sms", data="x" * 17000, content_type="application/json")
+    assert response.status_code == 413
+
+
+def test_each_key_is_recognised(client, vonage):
+    vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202)
+    vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202)
+    assert client.post("/send-sms", json=VALID_BODY, headers=AUTH).status_code == 200
+    assert client.post("/send-sms", json=VALID_BODY, headers=AUTH_B).status_code == 200
+
+
+def test_per_key_limit_with_retry_after(make_app, settings, vonage):
+    """The third request of a key limited to 2 per minute is a 429; another key is unaffected."""
+    app = make_app(settings, rate_limit="2 per minute", recipient_rate_limit="100 per minute")
+    client = app.test_client()
+    for _ in range(3):
+        vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202)
+
+    first = client.post("/send-sms", json=VALID_BODY, headers=AUTH)
+    assert (first.headers["RateLimit-Limit"], first.headers["RateLimit-Remaining"]) == ("2", "1")
+    assert client.post("/send-sms", json=VALID_BODY, headers=AUTH).status_code == 200
+    refused = client.post("/send-sms", json=VALID_BODY, headers=AUTH)
+
+    assert refused.status_code == 429
+    assert refused.json["type"].endswith("/rate-limited")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["RateLimit-Remaining"] == "0"
+    assert client.post("/send-sms", json=VALID_BODY, headers=AUTH_B).status_code == 200
+
+
+def test_per_key_limit_counts_invalid_requests(make_app, settings):
+    """Validation comes after the key's limit, so junk cannot be sent unlimited."""
+    client = make_app(settings, rate_limit="1 per minute").test_client()
+    assert client.post("/send-sms", json={}, headers=AUTH).status_code == 400
+    assert client.post("/send-sms", json={}, headers=AUTH).status_code == 429
+
+
+def test_several_limits(make_app, settings):
+    client = make_app(settings, rate_limit="100 per minute;1 per second").test_client()
+    assert client.post("/send-sms", json={}, headers=AUTH).status_code == 400
+    assert client.post("/send-sms", json={}, headers=AUTH).status_code == 429
+
+
+def test_per_recipient_limit_across_keys(make_app, settings, vonage):
+    app = make_app(settings, recipient_rate_limit="2 per minute")
+    client = app.test_client()
+    for _ in range(3):
+        vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202)
+
+    assert client.post("/send-sms", json=VALID_BODY, headers=AUTH).status_code == 200
+    assert client.post("/send-sms", json=VALID_BODY, headers=AUTH_B).status_code == 200
+    refused = client.post("/send-sms", json=VALID_BODY, headers=AUTH)
+
+    assert refused.status_code == 429
+    assert refused.json["type"].endswith("/recipient-rate-limited")
+    assert int(refused.headers["Retry-After"]) >= 1
+    other = {**VALID_BODY, "to": "+442071838750"}
+    assert client.post("/send-sms", json=other, headers=AUTH).status_code == 200
+
+
+def test_recipient_limit_is_checked_after_validation(make_app, settings):
+    """Invalid requests do not use up a recipient's allowance."""
+    client = make_app(settings, recipient_rate_limit="1 per minute").test_client()
+    for _ in range(3):
+        response = client.post("/send-sms", json={**VALID_BODY, "ttl": 1}, headers=AUTH)
+        assert response.status_code == 400
+
+
+def test_failed_authentication_is_limited_per_ip(client, vonage):
+    """After 10 failures an IP is refused even with a right key; other IPs are not."""
+    attacker = {"REMOTE_ADDR": "203.0.113.9"}
+    for _ in range(10):
+        response = client.post(
+            "/send-sms", json=VALID_BODY, headers={"X-API-Key": "guess" * 6}, environ_base=attacker
+        )
+        assert response.status_code == 401
+
+    blocked = client.post("/send-sms", json=VALID_BODY, headers=AUTH, environ_base=attacker)
+    assert blocked.status_code == 429
+    assert "Retry-After" in blocked.headers
+
+    vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202)
+    other = client.post(
+        "/send-sms", json=VALID_BODY, headers=AUTH, environ_base={"REMOTE_ADDR": "198.51.100.7"}
+    )
+    assert other.status_code == 200
+
+
+def test_x_forwarded_for_is_ignored_without_trusted_proxies(client):
+    """A client cannot dodge the IP brake by inventing X-Forwarded-For."""
+    for n in range(11):
+        response = client.post(
+            "/send-sms",
+            json=VALID_BODY,
+            headers={"X-API-Key": "w" * 24, "X-Forwarded-For": f"10.0.0.{n}"},
+        )
+    assert response.status_code == 429
+
+
+def test_trusted_proxy_supplies_the_client_ip(make_app, settings):
+    client = make_app(settings, trusted_proxies=1).test_client()
+    for n in range(11):
+        response = client.post(
+            "/send-sms",
+            json=VALID_BODY,
+            headers={"X-API-Key": "w" * 24, "X-Forwarded-For": f"10.0.0.{n}"},
+        )
+    assert response.status_code == 401  # each forwarded client has its own allowance
+
+
+def test_health_is_never_limited(make_app, settings):
+    client = make_app(settings, rate_limit="1 per minute").test_client()
+    for _ in range(30):
+        assert client.get("/health").status_code == 200

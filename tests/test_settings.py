@@ -1,0 +1,153 @@
+"""Configuration is checked at start-up and every problem is named in one error."""
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from app.settings import ConfigError, Settings
+from tests.conftest import APPLICATION_ID, SECRET_A, generate_private_key_pem
+
+
+def test_missing_variables_are_all_named_in_one_error():
+    """An empty environment names every required variable at once."""
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_environ({})
+
+    message = str(raised.value)
+    for name in ("VONAGE_APPLICATION_ID", "VONAGE_NUMBER", "API_KEYS", "VONAGE_PRIVATE_KEY"):
+        assert name in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VONAGE_APPLICATION_ID", "not-a-uuid"),
+        ("VONAGE_NUMBER", "+12"),
+        ("VONAGE_NUMBER", "TwelveLetter"),
+        ("VONAGE_API_HOST", "https://api.nexmo.com"),
+        ("VONAGE_TIMEOUT", "ten"),
+        ("VONAGE_TIMEOUT", "0"),
+        ("VONAGE_MAX_RETRIES", "-1"),
+        ("RATE_LIMIT", "lots"),
+        ("RECIPIENT_RATE_LIMIT", "5 per fortnight"),
+        ("ALLOWED_SENDERS", "MyBrand,not a valid sender id"),
+        ("DEFAULT_REGION", "XX"),
+        ("MAX_SEGMENTS", "0"),
+        ("TRUSTED_PROXIES", "many"),
+        ("LOG_LEVEL", "LOUD"),
+        ("PORT", "99999"),
+    ],
+)
+def test_invalid_variable_is_named(test_env, name, value):
+    """Each invalid variable is refused by name."""
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_environ({**test_env, name: value})
+
+
+def test_secret_values_never_appear_in_the_error(test_env):
+    """A too-short secret is reported by its key's name, never by its value."""
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_environ({**test_env, "API_KEYS": "good:tooShortSecretValue1"})
+
+    assert "good" in str(raised.value)
+    assert "tooShortSecretValue1" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("api_keys", "problem"),
+    [
+        (f"alpha:{SECRET_A},alpha:{SECRET_A}x", "used twice"),
+        (f"alpha:{SECRET_A},beta:{SECRET_A}", "reuses another key's secret"),
+        (f":{SECRET_A}", "needs a name"),
+        ("alpha:short", "at least 24 characters"),
+    ],
+)
+def test_api_keys_are_checked(test_env, api_keys, problem):
+    with pytest.raises(ConfigError, match=problem):
+        Settings.from_environ({**test_env, "API_KEYS": api_keys})
+
+
+def test_api_keys_map_names_to_secrets(test_env):
+    settings = Settings.from_environ({**test_env, "API_KEYS": f" alpha : {SECRET_A} "})
+    assert dict(settings.api_keys) == {"alpha": SECRET_A}
+
+
+def test_repr_hides_secrets(base_settings):
+    assert SECRET_A not in repr(base_settings)
+    assert "PRIVATE" not in repr(base_settings)
+
+
+def test_defaults(base_settings):
+    assert base_settings.vonage_api_host == "api.nexmo.com"
+    assert base_settings.vonage_timeout_s == 10
+    assert base_settings.vonage_max_retries == 2
+    assert base_settings.rate_limit == "60 per minute"
+    assert base_settings.recipient_rate_limit == "5 per minute"
+    assert base_settings.max_segments == 6
+    assert base_settings.allowed_senders == ()
+    assert base_settings.default_region is None
+
+
+class TestPrivateKey:
+    def env(self, test_env, **keys):
+        env = {k: v for k, v in test_env.items() if k != "VONAGE_PRIVATE_KEY"}
+        return {**env, **keys}
+
+    def test_pkcs1_text_with_literal_newline_escapes(self, test_env):
+        """A PKCS#1 key stored on one line with \\n escapes, as container platforms keep it."""
+        pem = generate_private_key_pem(serialization.PrivateFormat.TraditionalOpenSSL)
+        assert "BEGIN RSA PRIVATE KEY" in pem
+        env = self.env(test_env, VONAGE_PRIVATE_KEY=pem.replace("\n", "\\n"))
+
+        settings = Settings.from_environ(env)
+
+        assert settings.vonage_private_key.key_size == 2048
+
+    def test_pkcs8_file_path(self, test_env, tmp_path, private_key_pem):
+        path = tmp_path / "private.key"
+        path.write_text(private_key_pem)
+
+        settings = Settings.from_environ(
+            self.env(test_env, VONAGE_APPLICATION_PRIVATE_KEY_PATH=str(path))
+        )
+
+        assert settings.vonage_private_key.key_size == 2048
+
+    def test_both_sources_are_refused(self, test_env, tmp_path):
+        env = {**test_env, "VONAGE_APPLICATION_PRIVATE_KEY_PATH": str(tmp_path / "k.pem")}
+        with pytest.raises(ConfigError, match="exactly one"):
+            Settings.from_environ(env)
+
+    def test_unreadable_path(self, test_env, tmp_path):
+        env = self.env(test_env, VONAGE_APPLICATION_PRIVATE_KEY_PATH=str(tmp_path / "missing.pem"))
+        with pytest.raises(ConfigError, match="cannot be read"):
+            Settings.from_environ(env)
+
+    def test_garbage_is_not_echoed(self, test_env):
+        garbage = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----"
+        with pytest.raises(ConfigError, match="not a PEM private key") as raised:
+            Settings.from_environ(self.env(test_env, VONAGE_PRIVATE_KEY=garbage))
+        assert "bm90IGEga2V5" not in str(raised.value)
+
+    def test_encrypted_key_is_refused(self, test_env, private_key_pem):
+        key = serialization.load_pem_private_key(private_key_pem.encode(), None)
+        encrypted = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"pass"),
+        ).decode()
+        with pytest.raises(ConfigError, match="password"):
+            Settings.from_environ(self.env(test_env, VONAGE_PRIVATE_KEY=encrypted))
+
+
+def test_allowed_senders_and_region_are_read(test_env):
+    settings = Settings.from_environ(
+        {**test_env, "ALLOWED_SENDERS": "MyBrand, +14155550199", "DEFAULT_REGION": "gb"}
+    )
+    assert settings.allowed_senders == ("MyBrand", "+14155550199")
+    assert settings.default_region == "GB"
+    assert settings.senders[0] == test_env["VONAGE_NUMBER"]
+
+
+def test_application_id_must_be_a_uuid(test_env):
+    settings = Settings.from_environ({**test_env, "VONAGE_APPLICATION_ID": APPLICATION_ID})
+    assert settings.vonage_application_id == APPLICATION_ID
