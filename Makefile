@@ -1,0 +1,29 @@
+# `make test` and `make run` create the virtualenv and install what they need when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint clean
+
+$(BIN)/.runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(BIN)/.dev: requirements.txt requirements-dev.txt $(BIN)/.runtime
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: $(BIN)/.runtime  ## run the service for real with your .env
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+lint: $(BIN)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/hadolint --failure-threshold info Dockerfile
+
+test: lint  ## lint, then every test
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .demo

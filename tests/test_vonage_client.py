@@ -1,0 +1,176 @@
+"""The one Vonage client: key parsed once, JWT reused and renewed, connections reused,
+and a POST never re-sent by the transport."""
+
+import threading
+import time
+
+import jwt
+import pytest
+
+from app.vonage_auth import RENEW_AFTER_S, TOKEN_LIFETIME_S, CachedJwtAuth
+from tests.conftest import APPLICATION_ID, AUTH, UUID, VALID_BODY, VONAGE_SMS_URL
+from tests.raw_https import RawHttpsServer, answer_202, close_without_answer, free_port
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def count_pem_loads(monkeypatch):
+    """Count every PEM parse PyJWT does while signing."""
+    calls = []
+    original = jwt.algorithms.load_pem_private_key
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(jwt.algorithms, "load_pem_private_key", counting)
+    return calls
+
+
+def test_the_sdk_as_documented_parses_the_key_per_request(count_pem_loads, private_key_pem):
+    """The cost we avoid, shown with the SDK's own Auth: the counter works."""
+    from vonage import Auth
+
+    naive = Auth(application_id=APPLICATION_ID, private_key=private_key_pem)
+    for _ in range(3):
+        naive.create_jwt_auth_string()
+    assert len(count_pem_loads) == 3
+
+
+def test_many_sends_parse_the_key_never_and_sign_once(client, vonage, count_pem_loads):
+    for _ in range(5):
+        vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202)
+    for _ in range(5):
+        assert client.post("/send-sms", json=VALID_BODY, headers=AUTH).status_code == 200
+
+    tokens = {call.request.headers["Authorization"] for call in vonage.calls}
+    assert len(tokens) == 1
+    assert count_pem_loads == []
+
+
+def test_token_is_a_valid_application_jwt(base_settings):
+    auth = CachedJwtAuth(APPLICATION_ID, base_settings.vonage_private_key)
+    token = auth.create_jwt_auth_string().removeprefix(b"Bearer ")
+
+    claims = jwt.decode(token, base_settings.vonage_private_key.public_key(), algorithms=["RS256"])
+
+    assert claims["application_id"] == APPLICATION_ID
+    assert claims["exp"] - claims["iat"] == TOKEN_LIFETIME_S
+    assert claims["jti"]
+
+
+def test_token_is_renewed_before_it_expires(base_settings):
+    clock = FakeClock()
+    auth = CachedJwtAuth(APPLICATION_ID, base_settings.vonage_private_key, clock)
+    first = auth.generate_application_jwt()
+
+    clock.now += RENEW_AFTER_S - 1
+    assert auth.generate_application_jwt() == first
+
+    clock.now += 1
+    second = auth.generate_application_jwt()
+    assert second != first
+    claims = jwt.decode(second, options={"verify_signature": False})
+    assert claims["iat"] == int(clock.now)
+    # Renewed with a third of its life left: never sent expired.
+    assert claims["iat"] + TOKEN_LIFETIME_S - clock.now > 4 * 60
+
+
+def test_renew_forces_a_new_token(base_settings):
+    auth = CachedJwtAuth(APPLICATION_ID, base_settings.vonage_private_key, FakeClock())
+    first = auth.generate_application_jwt()
+    auth.renew()
+    assert auth.generate_application_jwt() != first
+
+
+def test_threads_share_one_token(base_settings):
+    auth = CachedJwtAuth(APPLICATION_ID, base_settings.vonage_private_key)
+    tokens = []
+    threads = [
+        threading.Thread(target=lambda: tokens.append(auth.create_jwt_auth_string()))
+        for _ in range(16)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(tokens)) == 1
+
+
+@pytest.fixture
+def raw_server(tmp_path, monkeypatch, vonage):
+    """Start a RawHttpsServer trusted through REQUESTS_CA_BUNDLE; let requests reach it."""
+    servers = []
+
+    def start(behaviour):
+        server = RawHttpsServer(tmp_path / "certs", behaviour)
+        servers.append(server)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.paths.ca))
+        vonage.add_passthru(f"https://{server.host}")
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def real_app(make_app, settings, host, **changes):
+    return make_app(settings, vonage_api_host=host, **changes).test_client()
+
+
+def test_closed_connection_after_request_is_sent_once(raw_server, make_app, settings):
+    """The SDK would re-send on RemoteDisconnected; we answer 504 and send nothing more."""
+    server = raw_server(close_without_answer)
+    client = real_app(make_app, settings, server.host)
+
+    response = client.post("/send-sms", json=VALID_BODY, headers=AUTH)
+
+    assert response.status_code == 504
+    assert response.json["type"].endswith("/upstream-timeout")
+    time.sleep(0.2)  # would any re-send arrive late?
+    assert len(server.requests) == 1
+
+
+def test_hung_upstream_times_out_and_is_sent_once(raw_server, make_app, settings):
+    release = threading.Event()
+    server = raw_server(lambda conn, request: release.wait(5))
+    client = real_app(make_app, settings, server.host, vonage_timeout_s=1)
+
+    started = time.monotonic()
+    response = client.post("/send-sms", json=VALID_BODY, headers=AUTH)
+    elapsed = time.monotonic() - started
+    release.set()
+
+    assert response.status_code == 504
+    assert 1 <= elapsed < 3
+    assert len(server.requests) == 1
+
+
+def test_connection_refused_is_retried_then_503(make_app, settings, vonage):
+    host = f"127.0.0.1:{free_port()}"
+    vonage.add_passthru(f"https://{host}")
+    app = make_app(settings, vonage_api_host=host)
+
+    response = app.test_client().post("/send-sms", json=VALID_BODY, headers=AUTH)
+
+    assert response.status_code == 503
+    assert response.json["type"].endswith("/upstream-unavailable")
+    assert len(app.extensions["sleeps"]) == 2  # three attempts
+
+
+def test_connection_is_reused_across_sends(raw_server, make_app, settings):
+    server = raw_server(answer_202)
+    client = real_app(make_app, settings, server.host)
+
+    for _ in range(5):
+        assert client.post("/send-sms", json=VALID_BODY, headers=AUTH).status_code == 200
+
+    assert len(server.requests) == 5
+    assert server.connections == 1
