@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint clean
+.PHONY: run demo test lint clean
 
 $(BIN)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ $(BIN)/.dev: requirements.txt requirements-dev.txt $(BIN)/.runtime
 
 run: $(BIN)/.runtime  ## run the service for real with your .env
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+demo: $(BIN)/.runtime  ## the service against a local Vonage emulator; Ctrl-C stops it
+	$(BIN)/python -m tools.demo
 
 lint: $(BIN)/.dev
 	$(BIN)/ruff check .

@@ -8,7 +8,10 @@ import os
 
 from dotenv import load_dotenv
 
-load_dotenv(override=False)  # the real environment wins over .env
+from app.settings import env_file
+
+if env_file():
+    load_dotenv(env_file(), override=False)  # the real environment wins over .env
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import phonenumbers
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from dotenv import dotenv_values
 from limits import parse_many
 
 MIN_SECRET_LENGTH = 24
@@ -78,12 +79,18 @@ class Settings:
         return cls(**values)
 
 
-def read_environment() -> dict[str, str]:
-    """Return the variables of `.env` (when present) overlaid by the real environment."""
-    from dotenv import dotenv_values
+def env_file() -> str | None:
+    """The file of variables to read: ENV_FILE, default `.env` in the working directory;
+    an empty ENV_FILE reads none."""
+    path = os.environ.get("ENV_FILE", ".env")
+    return path if path and os.path.isfile(path) else None
 
-    file_values = {k: v for k, v in dotenv_values().items() if v is not None}
-    return {**file_values, **os.environ}
+
+def read_environment() -> dict[str, str]:
+    """Return the variables of the env file (when present) overlaid by the real environment."""
+    path = env_file()
+    file_values = dotenv_values(path) if path else {}
+    return {**{k: v for k, v in file_values.items() if v is not None}, **os.environ}
 
 
 class _Reader:

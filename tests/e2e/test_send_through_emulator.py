@@ -1,0 +1,105 @@
+"""End to end: the service under gunicorn, the real SDK, real TLS, and the Vonage emulator."""
+
+import concurrent.futures
+
+import pytest
+
+from emulator.magic import number_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_send_reaches_the_emulator_exactly_once(stack):
+    response = stack.send({"to": "+14155550100", "text": "Hello über TLS 😀", "client_ref": "e2e"})
+
+    assert response.status_code == 200, response.text
+    messages = stack.messages()
+    assert len(messages) == 1
+    message = messages[0]
+    assert message["message_uuid"] == response.json()["message_uuid"]
+    assert (message["to"], message["from"], message["text"]) == (
+        "14155550100",
+        "447700900000",
+        "Hello über TLS 😀",
+    )
+    assert message["client_ref"] == "e2e"
+    assert message["segments"] == response.json()["segments"] == 1
+    assert message["encoding"] == response.json()["encoding"] == "UCS-2"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "slug", "attempts"),
+    [
+        ("non-whitelisted", 422, "recipient-rejected", 1),
+        ("invalid-recipient", 422, "recipient-rejected", 1),
+        ("low-balance", 502, "upstream-account-error", 1),
+        ("bad-credentials", 502, "upstream-account-error", 2),  # retried once with a new token
+        ("throttled-always", 503, "upstream-unavailable", 3),
+        ("internal-error", 502, "upstream-error", 1),
+        ("service-unavailable", 503, "upstream-unavailable", 3),
+        ("hang", 504, "upstream-timeout", 1),
+        ("drop", 504, "upstream-timeout", 1),
+    ],
+)
+def test_each_magic_number_maps_to_the_error_table(stack, outcome, status, slug, attempts):
+    number = number_for(outcome)
+
+    response = stack.send({"to": "+" + number, "text": "magic"})
+
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/" + slug)
+    assert stack.stats()["attempts"].get(number) == attempts
+    assert stack.messages() == []
+
+
+def test_throttled_once_is_retried_and_sent_exactly_once(stack):
+    number = number_for("throttled-once")
+
+    response = stack.send({"to": "+" + number, "text": "try again"})
+
+    assert response.status_code == 200
+    assert stack.stats()["attempts"][number] == 2
+    assert [m["to"] for m in stack.messages()] == [number]
+
+
+def test_hung_upstream_answers_504_within_the_timeout(stack):
+    response = stack.send({"to": "+" + number_for("hang"), "text": "slow"})
+
+    assert response.status_code == 504
+    assert "may or may not" in response.json()["detail"]
+    assert response.elapsed.total_seconds() < 3  # VONAGE_TIMEOUT is 1 s
+
+
+@pytest.mark.parametrize(
+    ("body", "api_key", "status"),
+    [
+        ({"to": "+14155550100", "text": ""}, None, 400),
+        ({"to": "not a number", "text": "hi"}, None, 400),
+        ({"to": "+14155550100", "text": "hi", "message": "hi"}, None, 400),
+        ({"to": "+14155550100", "text": "hi"}, "wrong-key-wrong-key-wrong-key", 401),
+        ({"to": "+14155550100", "text": "hi"}, "", 401),
+    ],
+)
+def test_invalid_input_and_refused_auth_never_reach_the_emulator(stack, body, api_key, status):
+    before = stack.stats()["requests"]
+    assert stack.send(body, api_key=api_key).status_code == status
+    assert stack.stats()["requests"] == before
+
+
+def test_concurrent_burst_past_the_key_limit(start_stack):
+    """32 requests at once against a limit of 5: exactly 5 are sent."""
+    stack = start_stack(RATE_LIMIT="5 per minute", RECIPIENT_RATE_LIMIT="1000 per minute")
+    stack.reset()
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        statuses = list(
+            pool.map(
+                lambda n: stack.send({"to": "+14155550100", "text": f"n{n}"}).status_code, range(32)
+            )
+        )
+
+    assert statuses.count(200) == 5
+    assert statuses.count(429) == 27
+    assert len(stack.messages()) == 5
+    stack.close()

@@ -1,0 +1,87 @@
+"""`make demo`: the service against a local Vonage emulator, no account needed.
+
+Creates throwaway credentials in .demo/ (git-ignored), starts the emulator and the
+service wired together, prints what to paste, then follows the service's log until
+Ctrl-C stops both.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from tools.stack import (
+    ROOT,
+    ensure_credentials,
+    running,
+    service_environment,
+    start_emulator,
+    start_service,
+)
+
+
+def main() -> int:
+    port = int(os.environ.get("PORT", "8000"))
+    emulator_port = int(os.environ.get("EMULATOR_PORT", "8443"))
+    credentials = ensure_credentials(ROOT / ".demo")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    service_url = f"http://127.0.0.1:{port}"
+    webhooks = {
+        "STATUS_WEBHOOK_URL": f"{service_url}/webhooks/status",
+        "INBOUND_WEBHOOK_URL": f"{service_url}/webhooks/inbound",
+        "EMULATOR_HANG_SECONDS": "15",
+    }
+    try:
+        with running(start_emulator(credentials, emulator_port, webhooks)) as emulator:
+            env = service_environment(credentials, emulator, LOG_LEVEL="INFO")
+            with running(start_service(credentials.folder, env, port)) as service:
+                print(_banner(credentials, emulator.url, service.url), flush=True)
+                _follow(service)
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:  # a process did not start: say why
+        print(exc, file=sys.stderr)
+        return 1
+    print("\nstopped the service and the emulator", flush=True)
+    return 0
+
+
+def _banner(credentials, emulator_url: str, service_url: str) -> str:
+    relative_ca = credentials.ca.relative_to(ROOT)
+    return f"""
+SMS service demo: the service talks to a local Vonage emulator (nothing leaves this machine).
+
+  service   {service_url}      (GET /health, POST /send-sms)
+  inbox     {emulator_url}/     (your browser will warn: the CA is throwaway, {relative_ca})
+  API key   {credentials.api_key}
+
+Send an SMS:
+
+  curl -s {service_url}/send-sms \\
+    -H 'X-API-Key: {credentials.api_key}' -H 'Content-Type: application/json' \\
+    -d '{{"to": "+14155550100", "text": "Hello from the demo"}}'
+
+See what the "phone" received:
+
+  curl -s --cacert {relative_ca} {emulator_url}/_emulator/messages
+
+Magic numbers (e.g. +442079460903: low balance) trigger Vonage's failures: see the README.
+Service log follows; Ctrl-C stops both.
+"""
+
+
+def _follow(service) -> None:
+    """Print the service's log as it grows, until the service stops or Ctrl-C."""
+    with open(service.log_path, errors="replace") as log:
+        while service.popen.poll() is None:
+            line = log.readline()
+            if line:
+                print(line, end="", flush=True)
+            else:
+                time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
