@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, health
+from . import api, health, messages, optouts, webhooks
 from .errors import register_error_handlers
 from .limits import RateLimits
 from .request_log import configure_logging, init_request_log
 from .security import init_security_headers
 from .settings import Settings, read_environment
 from .sms import SmsGateway
+from .store import MemoryStore
 from .validation import MAX_BODY_BYTES
+
+logger = logging.getLogger("sms_service")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build a wired application; fail at once if the environment is incomplete."""
     settings = settings or Settings.from_environ(read_environment())
     configure_logging(settings.log_level)
+    if settings.webhook_allow_unsigned:
+        logger.warning("WEBHOOK_ALLOW_UNSIGNED is set: webhooks are accepted without a signature")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["settings"] = settings
@@ -27,9 +34,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     init_request_log(app)
     init_security_headers(app)
+    app.extensions["store"] = MemoryStore(settings.message_retention_s, settings.max_messages)
     RateLimits(app)
     SmsGateway.init_app(app)
     register_error_handlers(app)
-    for blueprint in (health.bp, api.bp):
+    for blueprint in (health.bp, api.bp, messages.bp, optouts.bp, webhooks.bp):
         app.register_blueprint(blueprint)
     return app

@@ -37,7 +37,7 @@ class ApiProblem(Exception):
         headers: dict[str, str] | None = None,
         **extra: object,
     ):
-        super().__init__(f"{status} {slug}")
+        super().__init__(f"{status} {slug}: {detail}")
         self.status, self.slug, self.title, self.detail = status, slug, title, detail
         self.headers = headers or {}
         self.extra = extra

@@ -72,14 +72,6 @@ def init_request_log(app: Flask) -> None:
     app.after_request(_finish)
 
 
-def mask_number(e164: str, country_code: int) -> str:
-    """Keep the country code and the last two digits: +44********50."""
-    digits = e164.lstrip("+")
-    prefix = str(country_code)
-    hidden = max(0, len(digits) - len(prefix) - 2)
-    return f"+{prefix}{'*' * hidden}{digits[-2:]}"
-
-
 def _start() -> None:
     g.started = time.perf_counter()
     presented = request.headers.get("X-Request-ID", "")

@@ -20,6 +20,9 @@ _KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _E164_SENDER = re.compile(r"\+?[1-9][0-9]{6,14}")
 _ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9 ]{1,11}")
+_DURATION = re.compile(r"([0-9]{1,9})([smhd]?)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 class ConfigError(Exception):
@@ -42,6 +45,11 @@ class Settings:
     max_segments: int = 6
     trusted_proxies: int = 0
     log_level: str = "INFO"
+    signature_secrets: tuple[str, ...] = field(default=(), repr=False)
+    webhook_allow_unsigned: bool = False
+    webhook_max_age_s: int = 300
+    message_retention_s: int = 7 * 24 * 3600
+    max_messages: int = 100_000
     ratelimit_storage_uri: str = "memory://"  # counts per process; several workers need redis://
 
     @property
@@ -70,6 +78,11 @@ class Settings:
             max_segments=reader.integer("MAX_SEGMENTS", 6, 1, 15),
             trusted_proxies=reader.integer("TRUSTED_PROXIES", 0, 0, 10),
             log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
+            signature_secrets=reader.secrets("VONAGE_SIGNATURE_SECRET"),
+            webhook_allow_unsigned=reader.boolean("WEBHOOK_ALLOW_UNSIGNED", False),
+            webhook_max_age_s=reader.integer("WEBHOOK_MAX_AGE", 300, 10, 86400),
+            message_retention_s=reader.duration("MESSAGE_RETENTION", "7d"),
+            max_messages=reader.integer("MAX_MESSAGES", 100_000, 1, 10_000_000),
         )
         reader.integer(
             "PORT", 8000, 1, 65535
@@ -224,11 +237,37 @@ class _Reader:
             self.problems.append(f"{name} must be an ISO 3166 country code such as GB or US")
         return value or None
 
+    def secrets(self, name: str) -> tuple[str, ...]:
+        """Several comma-separated secrets, so a new one can be added before the old goes."""
+        return tuple(s.strip() for s in self._get(name).split(",") if s.strip())
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._get(name).lower()
+        if not value:
+            return default
+        if value not in _BOOLEANS:
+            self.problems.append(f"{name} must be true or false")
+            return default
+        return _BOOLEANS[value]
+
+    def duration(self, name: str, default: str) -> int:
+        """Seconds, or a number with s, m, h or d (e.g. 7d)."""
+        value = (self._get(name) or default).lower()
+        match = _DURATION.fullmatch(value)
+        if not match or int(match[1]) == 0:
+            self.problems.append(f"{name} must be a duration such as 3600, 12h or 7d")
+            return _seconds(_DURATION.fullmatch(default))
+        return _seconds(match)
+
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self._get(name).upper() or default
         if value not in choices:
             self.problems.append(f"{name} must be one of {', '.join(choices)}")
         return value
+
+
+def _seconds(match: re.Match) -> int:
+    return int(match[1]) * _UNIT_SECONDS[match[2] or "s"]
 
 
 def is_sender(value: str) -> bool:

@@ -7,11 +7,11 @@ import json
 import re
 from dataclasses import dataclass, field
 
-import phonenumbers
 from flask import g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import ApiProblem, InvalidPayload
+from .phone import EXAMPLE, InvalidNumber, e164, parse_number
 from .settings import Settings
 from .sms_encoding import Encoded, encode, non_gsm7_characters, smart_encode
 
@@ -21,7 +21,6 @@ MAX_CLIENT_REF = 100
 TTL_RANGE = (20, 604800)
 ENCODINGS = ("auto", "text", "unicode")
 FIELDS = ("to", "text", "from", "client_ref", "ttl", "encoding", "smart_encoding")
-_PHONE_CHARACTERS = re.compile(r"[0-9+()./ -]{1,40}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -63,7 +62,7 @@ def require_json(view):
                 "Unsupported media type",
                 "Send the body as JSON with Content-Type: application/json.",
             )
-        g.raw_body = _read_body()
+        g.raw_body = read_body()
         return view(*args, **kwargs)
 
     return wrapped
@@ -78,7 +77,7 @@ def parse_json_object(raw: bytes) -> object:
         raise InvalidPayload({"body": f"must be valid JSON (UTF-8){position}"}) from None
 
 
-def _read_body() -> bytes:
+def read_body() -> bytes:
     """Read the whole body, refusing it once it passes MAX_BODY_BYTES.
 
     Werkzeug refuses a Content-Length over MAX_CONTENT_LENGTH, but quietly truncates a
@@ -119,7 +118,7 @@ def parse_send_sms(body: object, settings: Settings) -> SmsRequest:
     if errors:
         raise InvalidPayload(errors)
     return SmsRequest(
-        to=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        to=e164(number),
         sender=sender,
         encoded=encoded,
         client_ref=client_ref,
@@ -130,25 +129,14 @@ def parse_send_sms(body: object, settings: Settings) -> SmsRequest:
 
 
 def _parse_to(value: object, region: str | None, errors: dict[str, str]):
-    example = "e.g. +442071838750"
     if value is None:
-        errors["to"] = f"is required: the recipient's phone number, {example}"
-        return None
-    if not isinstance(value, str) or not _PHONE_CHARACTERS.fullmatch(value.strip()):
-        errors["to"] = f"must be a phone number as a string of digits, {example}"
-        return None
-    value = value.strip()
-    if region is None and not value.startswith("+"):
-        errors["to"] = f"must be in international format starting with +, {example}"
+        errors["to"] = f"is required: the recipient's phone number, {EXAMPLE}"
         return None
     try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number(number):
-        errors["to"] = f"is not a valid phone number, {example}"
+        return parse_number(value, region)
+    except InvalidNumber as exc:
+        errors["to"] = str(exc)
         return None
-    return number
 
 
 def _parse_sender(value: object, settings: Settings, errors: dict[str, str]) -> str:

@@ -12,14 +12,7 @@ import signal
 import sys
 import time
 
-from tools.stack import (
-    ROOT,
-    ensure_credentials,
-    running,
-    service_environment,
-    start_emulator,
-    start_service,
-)
+from tools.stack import ROOT, ensure_credentials, wired_stack
 
 
 def main() -> int:
@@ -27,18 +20,13 @@ def main() -> int:
     emulator_port = int(os.environ.get("EMULATOR_PORT", "8443"))
     credentials = ensure_credentials(ROOT / ".demo")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    service_url = f"http://127.0.0.1:{port}"
-    webhooks = {
-        "STATUS_WEBHOOK_URL": f"{service_url}/webhooks/status",
-        "INBOUND_WEBHOOK_URL": f"{service_url}/webhooks/inbound",
-        "EMULATOR_HANG_SECONDS": "15",
-    }
     try:
-        with running(start_emulator(credentials, emulator_port, webhooks)) as emulator:
-            env = service_environment(credentials, emulator, LOG_LEVEL="INFO")
-            with running(start_service(credentials.folder, env, port)) as service:
-                print(_banner(credentials, emulator.url, service.url), flush=True)
-                _follow(service)
+        with wired_stack(credentials, port, emulator_port, {"EMULATOR_HANG_SECONDS": "15"}) as (
+            emulator,
+            service,
+        ):
+            print(_banner(credentials, emulator.url, service.url), flush=True)
+            _follow(service)
     except KeyboardInterrupt:
         pass
     except RuntimeError as exc:  # a process did not start: say why
@@ -63,9 +51,15 @@ Send an SMS:
     -H 'X-API-Key: {credentials.api_key}' -H 'Content-Type: application/json' \\
     -d '{{"to": "+14155550100", "text": "Hello from the demo"}}'
 
-See what the "phone" received:
+See what the "phone" received, then the delivery receipt (use the message_uuid you got):
 
   curl -s --cacert {relative_ca} {emulator_url}/_emulator/messages
+  curl -s {service_url}/messages/MESSAGE_UUID -H 'X-API-Key: {credentials.api_key}'
+
+Reply STOP from the phone; the next send to it is refused (422 recipient-opted-out):
+
+  curl -s --cacert {relative_ca} {emulator_url}/_emulator/inbound \
+    -H 'Content-Type: application/json' -d '{{"from": "14155550100", "text": "STOP"}}'
 
 Magic numbers (e.g. +442079460903: low balance) trigger Vonage's failures: see the README.
 Service log follows; Ctrl-C stops both.

@@ -191,6 +191,29 @@ def running(process: Process) -> Iterator[Process]:
         process.stop()
 
 
+@contextlib.contextmanager
+def wired_stack(
+    credentials: Credentials,
+    port: int = 0,
+    emulator_port: int = 0,
+    emulator_env: Mapping[str, str] | None = None,
+    **service_settings: str,
+) -> Iterator[tuple[Process, Process]]:
+    """Run the emulator and the service, each pointing at the other (SMS one way, signed
+    webhooks the other); stop both on the way out."""
+    port = port or free_port()
+    service_url = f"http://127.0.0.1:{port}"
+    webhooks = {
+        "STATUS_WEBHOOK_URL": f"{service_url}/webhooks/status",
+        "INBOUND_WEBHOOK_URL": f"{service_url}/webhooks/inbound",
+        **(emulator_env or {}),
+    }
+    with running(start_emulator(credentials, emulator_port, webhooks)) as emulator:
+        env = service_environment(credentials, emulator, **service_settings)
+        with running(start_service(credentials.folder, env, port)) as service:
+            yield emulator, service
+
+
 def _read_ready_line(process: Process) -> str:
     selector = selectors.DefaultSelector()
     selector.register(process.popen.stdout, selectors.EVENT_READ)

@@ -1,0 +1,74 @@
+"""Opt-outs: STOP by SMS or by hand, honoured before every send (TCPA and friends)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+
+from .auth import require_api_key
+from .errors import ApiProblem, InvalidPayload
+from .phone import InvalidNumber, e164, parse_number
+from .records import now_iso
+
+bp = Blueprint("optouts", __name__)
+
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+OPT_IN_WORDS = frozenset({"START", "UNSTOP", "YES"})
+
+
+def apply_keyword(sender_digits: str, text: str) -> str:
+    """Opt the sender out or back in when the whole text is a keyword; say what was done."""
+    keyword = text.strip().upper()
+    if not sender_digits.isdigit() or keyword not in OPT_OUT_WORDS | OPT_IN_WORDS:
+        return "none"
+    store = current_app.extensions["store"]
+    number = "+" + sender_digits
+    if keyword in OPT_OUT_WORDS:
+        store.opt_out(number, now_iso())
+        return "opted-out"
+    store.opt_in(number)
+    return "opted-in"
+
+
+def refuse_if_opted_out(number: str) -> None:
+    """Refuse to send to a number that asked not to be texted."""
+    since = current_app.extensions["store"].opted_out_since(number)
+    if since is not None:
+        raise ApiProblem(
+            422,
+            "recipient-opted-out",
+            "Recipient opted out",
+            f"The recipient opted out of SMS on {since}; nothing was sent.",
+        )
+
+
+@bp.get("/opt-outs/<number>")
+@require_api_key
+def get_opt_out(number: str):
+    number = _e164_path(number)
+    since = current_app.extensions["store"].opted_out_since(number)
+    return {"number": number, "opted_out": since is not None, "since": since}
+
+
+@bp.put("/opt-outs/<number>")
+@require_api_key
+def put_opt_out(number: str):
+    number = _e164_path(number)
+    since = current_app.extensions["store"].opt_out(number, now_iso())
+    return {"number": number, "opted_out": True, "since": since}
+
+
+@bp.delete("/opt-outs/<number>")
+@require_api_key
+def delete_opt_out(number: str):
+    number = _e164_path(number)
+    current_app.extensions["store"].opt_in(number)
+    return {"number": number, "opted_out": False, "since": None}
+
+
+def _e164_path(number: str) -> str:
+    """A number from the path: E.164, with or without its +."""
+    candidate = number if number.startswith("+") else "+" + number
+    try:
+        return e164(parse_number(candidate))
+    except InvalidNumber as exc:
+        raise InvalidPayload({"number": str(exc)}) from None

@@ -1,0 +1,47 @@
+"""Phone numbers: parsing callers' input, and masking numbers for logs."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+EXAMPLE = "e.g. +442071838750"
+_PHONE_CHARACTERS = re.compile(r"[0-9+()./ -]{1,40}")
+
+
+class InvalidNumber(ValueError):
+    """The text is not a phone number we can send to; the message says why."""
+
+
+def parse_number(value: object, region: str | None = None) -> phonenumbers.PhoneNumber:
+    """Parse a valid phone number; international (+…) unless a default region is given."""
+    if not isinstance(value, str) or not _PHONE_CHARACTERS.fullmatch(value.strip()):
+        raise InvalidNumber(f"must be a phone number as a string of digits, {EXAMPLE}")
+    value = value.strip()
+    if region is None and not value.startswith("+"):
+        raise InvalidNumber(f"must be in international format starting with +, {EXAMPLE}")
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise InvalidNumber(f"is not a valid phone number, {EXAMPLE}")
+    return number
+
+
+def e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask_number(e164_number: str, country_code: int) -> str:
+    """Keep the country code and the last two digits: +44********50."""
+    digits = e164_number.lstrip("+")
+    prefix = str(country_code)
+    hidden = max(0, len(digits) - len(prefix) - 2)
+    return f"+{prefix}{'*' * hidden}{digits[-2:]}"
+
+
+def mask_digits(digits: str) -> str:
+    """Mask a number whose country code we do not know: all but the last two digits."""
+    return "*" * max(0, len(digits) - 2) + digits[-2:]

@@ -1,0 +1,82 @@
+"""POST /webhooks/status and /webhooks/inbound: Vonage's callbacks, verified first."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, current_app, g, request
+
+from . import optouts
+from .errors import ApiProblem, InvalidPayload
+from .phone import mask_digits
+from .records import STATUS_RANK, parse_status_webhook
+from .validation import read_body
+from .webhook_auth import MissingToken, bearer_token, check_claims, verify_signature
+
+bp = Blueprint("webhooks", __name__)
+logger = logging.getLogger("sms_service")
+
+
+@bp.post("/webhooks/status")
+def post_status_webhook():
+    body = _verified_json()
+    if isinstance(body, dict) and body.get("status") not in STATUS_RANK:
+        # Statuses of other channels (e.g. `read`) mean nothing for SMS: take them, change nothing.
+        logger.info("status webhook ignored", extra={"fields": {"status": str(body.get("status"))}})
+        return {"received": True}
+    event = parse_status_webhook(body)
+    if isinstance(event, str):
+        raise InvalidPayload({"body": event})
+    record = current_app.extensions["store"].apply_status(event)
+    g.message_uuid = event["message_uuid"]
+    logger.info(
+        "status webhook",
+        extra={"fields": {"status": event["status"], "current_status": record["status"]}},
+    )
+    return {"received": True}
+
+
+@bp.post("/webhooks/inbound")
+def post_inbound_webhook():
+    body = _verified_json()
+    if not isinstance(body, dict) or not isinstance(body.get("from"), str):
+        raise InvalidPayload({"from": "is required: the sender's number"})
+    text = body.get("text")
+    sender = body["from"].lstrip("+")
+    action = optouts.apply_keyword(sender, text if isinstance(text, str) else "")
+    logger.info(  # the number masked, the text never
+        "inbound sms", extra={"fields": {"from": mask_digits(sender), "action": action}}
+    )
+    return {"received": True}
+
+
+def _verified_json() -> object:
+    """Check the signature over the raw body, and only then parse it."""
+    raw = read_body()
+    _verify(raw)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidPayload({"body": "must be valid JSON"}) from None
+
+
+def _verify(raw: bytes) -> None:
+    settings = current_app.extensions["settings"]
+    if not settings.signature_secrets:
+        if settings.webhook_allow_unsigned:
+            return
+        raise ApiProblem(
+            503,
+            "webhook-not-configured",
+            "Webhook verification not configured",
+            "webhook verification not configured: set VONAGE_SIGNATURE_SECRET.",
+        )
+    try:
+        token = bearer_token(request.headers.get("Authorization", ""))
+    except MissingToken:
+        if settings.webhook_allow_unsigned:
+            return
+        raise
+    claims = verify_signature(token, settings.signature_secrets)
+    check_claims(claims, raw, settings.webhook_max_age_s)

@@ -1,0 +1,192 @@
+"""Delivery receipts reach the record, each key reads only its own messages, STOP is honoured."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import AUTH, AUTH_B, UUID, VALID_BODY, VONAGE_SMS_URL
+from tests.webhook_signing import SIGNATURE_SECRET, inbound_body, signed_post, status_body
+
+
+@pytest.fixture
+def app(make_app, settings):
+    return make_app(settings, signature_secrets=(SIGNATURE_SECRET,))
+
+
+def send(client, headers=AUTH, **body):
+    return client.post("/send-sms", json={**VALID_BODY, **body}, headers=headers)
+
+
+def test_a_send_is_recorded_and_readable_by_its_key(client, accept):
+    send(client, client_ref="order-9")
+
+    response = client.get(f"/messages/{UUID}", headers=AUTH)
+
+    assert response.status_code == 200
+    record = response.json
+    assert record["message_uuid"] == UUID
+    assert (record["status"], record["to"], record["from"]) == (
+        "accepted",
+        "+14155550100",
+        "+447700900000",
+    )
+    assert (record["encoding"], record["segments"], record["client_ref"]) == ("GSM-7", 1, "order-9")
+    assert record["created_at"].endswith("Z")
+    assert "api_key" not in record
+
+
+def later(seconds: int) -> str:
+    moment = datetime.now(UTC) + timedelta(seconds=seconds)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def test_receipts_update_the_record(client, accept):
+    send(client)
+    signed_post(client, "/webhooks/status", status_body(UUID, "submitted", later(1)))
+    response = signed_post(
+        client,
+        "/webhooks/status",
+        status_body(UUID, "delivered", later(3), usage={"currency": "EUR", "price": "0.0333"}),
+    )
+    assert response.status_code == 200
+
+    record = client.get(f"/messages/{UUID}", headers=AUTH).json
+    assert record["status"] == "delivered"
+    assert record["price"] == "0.0333"
+    assert [h["status"] for h in record["history"]] == ["accepted", "submitted", "delivered"]
+
+
+def test_another_key_gets_404_never_403(client, accept):
+    send(client)
+    response = client.get(f"/messages/{UUID}", headers=AUTH_B)
+    assert response.status_code == 404
+    assert response.json["type"].endswith("/not-found")
+    unknown = client.get("/messages/00000000-0000-4000-8000-000000000000", headers=AUTH)
+    assert unknown.status_code == 404
+    assert response.json["detail"] == unknown.json["detail"]  # indistinguishable
+
+
+def test_message_lookup_needs_a_key(client):
+    assert client.get(f"/messages/{UUID}").status_code == 401
+
+
+def test_unknown_message_receipt_is_kept_but_readable_by_nobody(app, client):
+    assert (
+        signed_post(
+            client, "/webhooks/status", status_body("dddd", "delivered", "2026-01-01T10:00:03Z")
+        ).status_code
+        == 200
+    )
+    assert app.extensions["store"].get_message("dddd")["status"] == "delivered"
+    assert client.get("/messages/dddd", headers=AUTH).status_code == 404
+
+
+def test_error_title_as_a_number_or_a_string(client, accept):
+    send(client)
+    for title in (1250, "1250"):
+        body = status_body(
+            UUID,
+            "rejected",
+            "2026-01-01T10:00:03Z",
+            error={
+                "type": "https://developer.vonage.com/api-errors/messages#1250",
+                "title": title,
+                "detail": "Unroutable",
+            },
+        )
+        assert signed_post(client, "/webhooks/status", body).status_code == 200
+    record = client.get(f"/messages/{UUID}", headers=AUTH).json
+    assert record["error"] == {"code": "1250", "reason": "Unroutable"}
+
+
+def test_unknown_fields_and_other_channel_statuses_are_taken(client, accept):
+    send(client)
+    body = status_body(UUID, "read", "2026-01-01T10:00:03Z", workflow={"id": "x"})
+    assert signed_post(client, "/webhooks/status", body).status_code == 200
+    assert client.get(f"/messages/{UUID}", headers=AUTH).json["status"] == "accepted"
+
+
+@pytest.mark.parametrize("body", [{"status": "delivered"}, ["not", "an", "object"]])
+def test_malformed_receipts_are_a_400(client, body):
+    assert signed_post(client, "/webhooks/status", body).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "word", ["STOP", "stop", "  Stop  ", "STOPALL", "UNSUBSCRIBE", "cancel", "END", "quit"]
+)
+def test_stop_words_opt_out_and_sends_are_refused(client, word):
+    response = signed_post(client, "/webhooks/inbound", inbound_body("14155550100", word))
+    assert response.status_code == 200
+
+    refused = send(client)  # the closed network would fail the test if Vonage were called
+
+    assert refused.status_code == 422
+    assert refused.json["type"].endswith("/recipient-opted-out")
+
+
+@pytest.mark.parametrize("word", ["START", "unstop", "Yes"])
+def test_start_words_opt_back_in(client, accept, word):
+    signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "STOP"))
+    signed_post(client, "/webhooks/inbound", inbound_body("14155550100", word))
+    assert send(client).status_code == 200
+
+
+@pytest.mark.parametrize("text", ["Please stop", "STOP IT", "stopp", ""])
+def test_other_texts_change_nothing(client, accept, text):
+    assert (
+        signed_post(client, "/webhooks/inbound", inbound_body("14155550100", text)).status_code
+        == 200
+    )
+    assert send(client).status_code == 200
+
+
+def test_inbound_is_logged_masked_without_text(client, capsys):
+    signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "my secret reply"))
+    out = capsys.readouterr().out
+    assert "my secret reply" not in out
+    assert "14155550100" not in out
+    assert '"from": "*********00"' in out
+
+
+def test_unsigned_inbound_is_not_applied(client, accept):
+    client.post("/webhooks/inbound", json=inbound_body("14155550100", "STOP"))
+    assert send(client).status_code == 200
+
+
+def test_opt_out_api(client):
+    number = "+14155550100"
+    assert client.get(f"/opt-outs/{number}", headers=AUTH).json == {
+        "number": number,
+        "opted_out": False,
+        "since": None,
+    }
+
+    added = client.put(f"/opt-outs/{number}", headers=AUTH)
+    assert added.status_code == 200 and added.json["opted_out"] is True
+    since = added.json["since"]
+    assert client.put("/opt-outs/14155550100", headers=AUTH_B).json["since"] == since
+    assert client.get(f"/opt-outs/{number}", headers=AUTH_B).json["since"] == since
+    assert send(client).status_code == 422
+
+    removed = client.delete(f"/opt-outs/{number}", headers=AUTH)
+    assert removed.json == {"number": number, "opted_out": False, "since": None}
+    assert client.get(f"/opt-outs/{number}", headers=AUTH).json["opted_out"] is False
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_opt_out_api_needs_a_key_and_a_valid_number(client, method):
+    assert getattr(client, method)("/opt-outs/+14155550100").status_code == 401
+    bad = getattr(client, method)("/opt-outs/12345", headers=AUTH)
+    assert bad.status_code == 400
+    assert bad.json["errors"][0]["field"] == "number"
+
+
+def test_opted_out_numbers_do_not_use_the_recipient_limit(make_app, settings, vonage):
+    app = make_app(settings, recipient_rate_limit="1 per minute")
+    client = app.test_client()
+    client.put("/opt-outs/+14155550100", headers=AUTH)
+    for _ in range(3):
+        assert send(client).status_code == 422
+    client.delete("/opt-outs/+14155550100", headers=AUTH)
+    vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202)
+    assert send(client).status_code == 200
