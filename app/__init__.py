@@ -14,7 +14,7 @@ from .request_log import configure_logging, init_request_log
 from .security import init_security_headers
 from .settings import Settings, read_environment
 from .sms import SmsGateway
-from .store import MemoryStore
+from .store import build_store
 from .validation import MAX_BODY_BYTES
 
 logger = logging.getLogger("sms_service")
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     init_request_log(app)
     init_security_headers(app)
-    app.extensions["store"] = MemoryStore(settings.message_retention_s, settings.max_messages)
+    app.extensions["store"] = build_store(settings)
     RateLimits(app)
     SmsGateway.init_app(app)
     register_error_handlers(app)

@@ -1,21 +1,27 @@
 """POST /send-sms."""
 
+import logging
+
 from flask import Blueprint, current_app, g
 
 from .auth import require_api_key
+from .idempotency import idempotent
 from .limits import limit_per_api_key, limit_recipient
 from .optouts import refuse_if_opted_out
 from .phone import mask_number
 from .records import now_iso, sent_record
 from .sms import send_sms
+from .store import StorageUnavailable
 from .validation import parse_json_object, parse_send_sms, require_json
 
 bp = Blueprint("api", __name__)
+logger = logging.getLogger("sms_service")
 
 
 @bp.post("/send-sms")
 @require_json
 @require_api_key
+@idempotent  # a replay costs no rate limit and never reaches Vonage
 @limit_per_api_key
 def post_send_sms():
     body = parse_json_object(g.raw_body)
@@ -27,5 +33,9 @@ def post_send_sms():
     g.message_uuid = send_sms(message)
     summary = message.summary()
     record = sent_record(g.message_uuid, g.api_key_name, summary, now_iso())
-    current_app.extensions["store"].save_sent(record)
+    try:
+        current_app.extensions["store"].save_sent(record)
+    except StorageUnavailable:
+        # The SMS is sent: say so. A 503 would invite a retry, and a second SMS.
+        logger.error("message record not saved: storage unavailable")
     return {"success": True, "message_uuid": g.message_uuid, **summary}

@@ -1,10 +1,15 @@
-"""GET /health for load balancers: no auth, no limit, no call to Vonage."""
+"""GET /health for load balancers: no auth, no limit, no call to Vonage.
 
-from flask import Blueprint
+It stays 200 when Redis is down (liveness must not depend on Redis, or one blip makes
+the balancer drop every instance) and reports the storage in its body.
+"""
+
+from flask import Blueprint, current_app
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
 def get_health():
-    return {"status": "ok"}
+    storage = "ok" if current_app.extensions["store"].ping() else "unavailable"
+    return {"status": "ok", "storage": storage}

@@ -50,7 +50,19 @@ class Settings:
     webhook_max_age_s: int = 300
     message_retention_s: int = 7 * 24 * 3600
     max_messages: int = 100_000
-    ratelimit_storage_uri: str = "memory://"  # counts per process; several workers need redis://
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    idempotency_ttl_s: int = 24 * 3600
+
+    @property
+    def ratelimit_storage_uri(self) -> str:
+        """Process memory counts per process; several workers or instances need Redis."""
+        return self.redis_url or "memory://"
+
+    @property
+    def request_deadline_s(self) -> int:
+        """The longest a send can take: one attempt, backoff and retries inside VONAGE_TIMEOUT,
+        then a last attempt; gunicorn's worker timeout and the idempotency lock follow it."""
+        return 2 * self.vonage_timeout_s + 10
 
     @property
     def senders(self) -> tuple[str, ...]:
@@ -83,6 +95,8 @@ class Settings:
             webhook_max_age_s=reader.integer("WEBHOOK_MAX_AGE", 300, 10, 86400),
             message_retention_s=reader.duration("MESSAGE_RETENTION", "7d"),
             max_messages=reader.integer("MAX_MESSAGES", 100_000, 1, 10_000_000),
+            redis_url=reader.redis_url("REDIS_URL"),
+            idempotency_ttl_s=reader.duration("IDEMPOTENCY_TTL", "24h"),
         )
         reader.integer(
             "PORT", 8000, 1, 65535
@@ -258,6 +272,12 @@ class _Reader:
             self.problems.append(f"{name} must be a duration such as 3600, 12h or 7d")
             return _seconds(_DURATION.fullmatch(default))
         return _seconds(match)
+
+    def redis_url(self, name: str) -> str | None:
+        value = self._get(name)
+        if value and not value.startswith(("redis://", "rediss://")):
+            self.problems.append(f"{name} must start with redis:// or rediss:// (TLS)")
+        return value or None
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self._get(name).upper() or default

@@ -8,11 +8,58 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
+from .errors import ApiProblem
 from .records import Record, apply_status, merge_sent
+
+
+class StorageUnavailable(ApiProblem):
+    """The shared state is out of reach: refuse rather than send unlimited or twice."""
+
+    def __init__(self):
+        super().__init__(
+            503,
+            "storage-unavailable",
+            "Storage unavailable",
+            "The service's shared state (Redis) is unreachable; nothing was sent. Retry later.",
+            headers={"Retry-After": "5"},
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the store says when a request with an Idempotency-Key arrives."""
+
+    outcome: Literal["started", "replay", "conflict", "mismatch"]
+    token: str | None = None  # "started": proves ownership when finishing or releasing
+    response: dict | None = None  # "replay": the stored answer
+
+
+def claim_from(current: dict | None, fingerprint: str) -> Claim:
+    """Interpret the entry found under a key another request already holds."""
+    if current is None:
+        return Claim("conflict")  # it vanished between two looks: let the caller retry
+    if current["fingerprint"] != fingerprint:
+        return Claim("mismatch")
+    if current["state"] == "done":
+        return Claim("replay", response=current["response"])
+    return Claim("conflict")
+
+
+def build_store(settings) -> Store:
+    """Redis when REDIS_URL is set (shared by workers and instances), else process memory."""
+    if settings.redis_url:
+        from .redis_store import RedisStore, connect
+
+        return RedisStore(
+            connect(settings.redis_url), settings.message_retention_s, settings.max_messages
+        )
+    return MemoryStore(settings.message_retention_s, settings.max_messages)
 
 
 class Store(Protocol):
@@ -32,6 +79,18 @@ class Store(Protocol):
 
     def opted_out_since(self, number: str) -> str | None: ...
 
+    def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
+        """Take `key` for a new request, atomically, or say who holds it."""
+
+    def finish_request(self, key: str, token: str, response: dict, ttl_s: int) -> None:
+        """Keep the final answer under `key` (if we still hold it) for `ttl_s`."""
+
+    def release_request(self, key: str, token: str) -> None:
+        """Let go of `key` without an answer, so the caller may retry with it."""
+
+    def ping(self) -> bool:
+        """Tell whether the store answers."""
+
 
 class MemoryStore:
     """The store in process memory: records bounded by age and count, opt-outs kept."""
@@ -46,6 +105,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._messages: OrderedDict[str, tuple[float, Record]] = OrderedDict()  # oldest first
         self._opt_outs: dict[str, str] = {}
+        self._requests: dict[str, tuple[float, dict]] = {}  # key -> (expires at, entry)
 
     def save_sent(self, record: Record) -> None:
         self._update(str(record["message_uuid"]), lambda existing: merge_sent(existing, record))
@@ -72,6 +132,45 @@ class MemoryStore:
     def opted_out_since(self, number: str) -> str | None:
         with self._lock:
             return self._opt_outs.get(number)
+
+    def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
+        with self._lock:
+            current = self._live_request(key)
+            if current is not None:
+                return claim_from(current, fingerprint)
+            if len(self._requests) >= self.max_messages:  # bound memory: drop what has expired
+                now = self.clock()
+                for expired in [k for k, (until, _) in self._requests.items() if until <= now]:
+                    del self._requests[expired]
+            token = uuid.uuid4().hex
+            entry = {"state": "in_flight", "token": token, "fingerprint": fingerprint}
+            self._requests[key] = (self.clock() + lock_s, entry)
+            return Claim("started", token=token)
+
+    def finish_request(self, key: str, token: str, response: dict, ttl_s: int) -> None:
+        with self._lock:
+            current = self._live_request(key)
+            if current is not None and current["token"] == token:
+                done = {**current, "state": "done", "response": response}
+                self._requests[key] = (self.clock() + ttl_s, done)
+
+    def release_request(self, key: str, token: str) -> None:
+        with self._lock:
+            current = self._live_request(key)
+            if current is not None and current["token"] == token:
+                del self._requests[key]
+
+    def ping(self) -> bool:
+        return True
+
+    def _live_request(self, key: str) -> dict | None:
+        stored = self._requests.get(key)
+        if stored is None:
+            return None
+        if stored[0] <= self.clock():
+            del self._requests[key]
+            return None
+        return stored[1]
 
     def _update(self, message_uuid: str, change: Callable[[Record | None], Record]) -> Record:
         with self._lock:

@@ -67,7 +67,7 @@ def measure_http(
     has_request_log: bool,
 ) -> Level:
     """Drive `target` with wrk at `concurrency`; read CPU and counters before and after."""
-    settle_s = 0.5 + latency_ms / 1000
+    settle_s = 0.3 + latency_ms / 1000
     run_wrk(target.url, api_key, concurrency, timing.warmup_s)
     upstream.wait_until_quiet(settle_s)
     upstream.reset()

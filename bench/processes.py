@@ -1,6 +1,6 @@
-"""What tools/stack.py lacks for the benchmark: gunicorn serving another app, and redis-server.
+"""What tools/stack.py lacks for the benchmark: gunicorn serving another app, and a Redis guard.
 
-Candidates to move into tools/stack.py (an `app` parameter on start_service, start_redis).
+Candidate to move into tools/stack.py: an `app` parameter on start_service.
 """
 
 from __future__ import annotations
@@ -8,13 +8,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from tools.stack import READY_TIMEOUT_S, ROOT, Process, free_port
@@ -64,37 +62,3 @@ def redis_unavailable_reason() -> str | None:
     if "REDIS_URL" not in (ROOT / "app" / "settings.py").read_text():
         return "the service does not read REDIS_URL yet (app/settings.py)"
     return None
-
-
-@contextlib.contextmanager
-def running_redis() -> Iterator[str]:
-    """Run a throwaway redis-server on a free loopback port; yield its redis:// URL."""
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
-        command = [
-            "redis-server",
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", folder,
-        ]  # fmt: skip
-        log_path = Path(folder) / "redis.log"
-        with open(log_path, "wb") as log:
-            popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        process = Process(popen, log_path, f"redis://127.0.0.1:{port}/0", "redis")
-        try:
-            _wait_for_port(process, port)
-            yield process.url
-        finally:
-            process.stop()
-
-
-def _wait_for_port(process: Process, port: int) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline and process.popen.poll() is None:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return
-        time.sleep(0.1)
-    process.stop()
-    raise RuntimeError(f"redis-server did not start:\n{process.log()}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,16 +58,26 @@ def settings(base_settings) -> Settings:
 
 @pytest.fixture
 def make_app():
-    """Build an app from settings, with sleeping during retries recorded instead of done."""
+    """Build an app from settings, with sleeping during retries recorded instead of done;
+    close its Redis connections after the test."""
+    built = []
 
     def build(settings: Settings, **changes):
         app = create_app(dataclasses.replace(settings, **changes))
         app.config.update(TESTING=True)
         app.extensions["sleeps"] = []
         app.extensions["sms"].sleep = app.extensions["sleeps"].append
+        built.append(app)
         return app
 
-    return build
+    yield build
+    for app in built:
+        store = app.extensions["store"]
+        if hasattr(store, "redis"):
+            store.redis.close()
+        limit_storage = getattr(app.extensions["rate_limits"].limiter.storage, "storage", None)
+        if hasattr(limit_storage, "close"):
+            limit_storage.close()
 
 
 @pytest.fixture
@@ -100,3 +112,32 @@ def shared_file(*parts: str) -> Path:
             f"{path} not found: Vonage's contract files live in ../shared beside the project"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server on a free loopback port, for the whole session.
+
+    Locally it is skipped, with the reason, when redis-server is not installed; CI sets
+    REQUIRE_REDIS=1 so that a missing server fails instead.
+    """
+    if shutil.which("redis-server") is None:
+        if os.environ.get("REQUIRE_REDIS") == "1":
+            pytest.fail("REQUIRE_REDIS=1 but redis-server is not on PATH")
+        pytest.skip("redis-server is not on PATH: install it (apt-get install redis-server)")
+    from tools.stack import start_redis
+
+    process = start_redis(tmp_path_factory.mktemp("redis"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """The URL of an emptied Redis database."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    client.close()
+    return redis_server.url

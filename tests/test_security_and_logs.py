@@ -30,7 +30,7 @@ def test_every_response_carries_the_security_headers(client, method, path, kwarg
 def test_health(client):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json == {"status": "ok"}
+    assert response.json == {"status": "ok", "storage": "ok"}
 
 
 def test_unknown_route_and_method_are_problems(client):

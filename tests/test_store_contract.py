@@ -1,5 +1,8 @@
 """Every store implementation behaves the same: one contract, run against each of them."""
 
+import threading
+import time
+
 import pytest
 
 from app.records import parse_status_webhook, sent_record
@@ -18,14 +21,21 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "redis"])
 def make_store(request):
     """Build a store of each kind with a retention, a size bound and a clock."""
+    if request.param == "redis":
+        from app.redis_store import RedisStore, connect
 
-    def build(retention_s=3600, max_messages=1000, clock=None):
-        return MemoryStore(retention_s, max_messages, clock or FakeClock())
-
-    return build
+        client = connect(request.getfixturevalue("redis_url"))
+        yield lambda retention_s=3600, max_messages=1000, clock=None: RedisStore(
+            client, retention_s, max_messages, clock or FakeClock()
+        )
+        client.close()
+    else:
+        yield lambda retention_s=3600, max_messages=1000, clock=None: MemoryStore(
+            retention_s, max_messages, clock or FakeClock()
+        )
 
 
 @pytest.fixture
@@ -120,12 +130,10 @@ def test_a_webhook_that_overtakes_the_send_keeps_its_progress(store):
 
 
 def test_records_expire_after_the_retention(make_store):
-    clock = FakeClock()
-    store = make_store(retention_s=60, clock=clock)
+    store = make_store(retention_s=1, clock=time.time)
     store.save_sent(sent())
-    clock.now += 59
     assert store.get_message(UUID) is not None
-    clock.now += 2
+    time.sleep(1.1)
     assert store.get_message(UUID) is None
 
 
@@ -169,3 +177,98 @@ def test_history_follows_the_lifecycle_when_clocks_disagree(store):
     store.save_sent(sent(created_at="2026-01-01T10:00:00.500Z"))
     record = store.apply_status(event("submitted", "2026-01-01T10:00:00Z"))
     assert [h["status"] for h in record["history"]] == ["accepted", "submitted"]
+
+
+def test_concurrent_receipts_are_all_kept(store):
+    """Read-change-write under concurrency loses no history entry."""
+    store.save_sent(sent())
+    stamps = [f"2026-01-01T10:00:{n:02d}Z" for n in range(1, 21)]
+    threads = [
+        threading.Thread(target=store.apply_status, args=(event("submitted", stamp),))
+        for stamp in stamps
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(store.get_message(UUID)["history"]) == 21
+
+
+FINGERPRINT, OTHER = "f" * 64, "0" * 64
+ANSWER = {"status": 200, "headers": {"Content-Type": "application/json"}, "body": "{}"}
+
+
+def test_first_request_starts_and_its_answer_replays(store):
+    claim = store.begin_request("alpha:k1", FINGERPRINT, lock_s=30)
+    assert claim.outcome == "started" and claim.token
+    store.finish_request("alpha:k1", claim.token, ANSWER, ttl_s=60)
+
+    replay = store.begin_request("alpha:k1", FINGERPRINT, lock_s=30)
+
+    assert (replay.outcome, replay.response) == ("replay", ANSWER)
+
+
+def test_same_key_while_in_flight_is_a_conflict(store):
+    store.begin_request("alpha:k1", FINGERPRINT, lock_s=30)
+    assert store.begin_request("alpha:k1", FINGERPRINT, lock_s=30).outcome == "conflict"
+
+
+def test_same_key_other_body_is_a_mismatch(store):
+    claim = store.begin_request("alpha:k1", FINGERPRINT, lock_s=30)
+    assert store.begin_request("alpha:k1", OTHER, lock_s=30).outcome == "mismatch"
+    store.finish_request("alpha:k1", claim.token, ANSWER, ttl_s=60)
+    assert store.begin_request("alpha:k1", OTHER, lock_s=30).outcome == "mismatch"
+
+
+def test_keys_are_independent(store):
+    store.begin_request("alpha:k1", FINGERPRINT, lock_s=30)
+    assert store.begin_request("beta:k1", FINGERPRINT, lock_s=30).outcome == "started"
+
+
+def test_a_released_key_can_start_again(store):
+    claim = store.begin_request("alpha:k1", FINGERPRINT, lock_s=30)
+    store.release_request("alpha:k1", claim.token)
+    assert store.begin_request("alpha:k1", FINGERPRINT, lock_s=30).outcome == "started"
+
+
+def test_a_crashed_request_frees_its_key_after_the_lock(make_store):
+    store = make_store(clock=time.time)
+    store.begin_request("alpha:k1", FINGERPRINT, lock_s=1)
+    time.sleep(1.1)
+    assert store.begin_request("alpha:k1", FINGERPRINT, lock_s=1).outcome == "started"
+
+
+def test_only_the_holder_can_finish_or_release(store):
+    claim = store.begin_request("alpha:k1", FINGERPRINT, lock_s=30)
+    store.finish_request("alpha:k1", "not-the-token", ANSWER, ttl_s=60)
+    store.release_request("alpha:k1", "not-the-token")
+    assert store.begin_request("alpha:k1", FINGERPRINT, lock_s=30).outcome == "conflict"
+    store.finish_request("alpha:k1", claim.token, ANSWER, ttl_s=60)
+    assert store.begin_request("alpha:k1", FINGERPRINT, lock_s=30).outcome == "replay"
+
+
+def test_answers_expire_after_their_ttl(make_store):
+    store = make_store(clock=time.time)
+    claim = store.begin_request("alpha:k1", FINGERPRINT, lock_s=30)
+    store.finish_request("alpha:k1", claim.token, ANSWER, ttl_s=1)
+    time.sleep(1.1)
+    assert store.begin_request("alpha:k1", FINGERPRINT, lock_s=30).outcome == "started"
+
+
+def test_concurrent_begins_start_exactly_one(store):
+    outcomes = []
+    threads = [
+        threading.Thread(
+            target=lambda: outcomes.append(store.begin_request("alpha:k", FINGERPRINT, 30).outcome)
+        )
+        for _ in range(20)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict"] * 19 + ["started"]
+
+
+def test_ping(store):
+    assert store.ping() is True

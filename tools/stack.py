@@ -182,6 +182,34 @@ def start_service(folder: Path, env: Mapping[str, str], port: int = 0) -> Proces
 _SERVICE_VARIABLES = {"REDIS_URL", "WEB_CONCURRENCY", "RATE_LIMIT", "RECIPIENT_RATE_LIMIT"}
 
 
+def start_redis(folder: Path, port: int = 0) -> Process:
+    """Start a throwaway redis-server on 127.0.0.1 (no persistence) and wait for PING."""
+    port = port or free_port()
+    data = folder / f"redis-{port}"
+    data.mkdir(parents=True, exist_ok=True)
+    log_path = data / "redis.log"
+    command = [
+        "redis-server",
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", str(data),
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    process = Process(popen, log_path, f"redis://127.0.0.1:{port}/0", "redis")
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and popen.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
+            s.sendall(b"PING\r\n")
+            if s.recv(16).startswith(b"+PONG"):
+                return process
+        time.sleep(0.05)
+    process.stop()
+    raise RuntimeError(f"redis-server did not start:\n{process.log()}")
+
+
 @contextlib.contextmanager
 def running(process: Process) -> Iterator[Process]:
     """Stop the process on the way out, whatever happens."""

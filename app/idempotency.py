@@ -1,0 +1,110 @@
+"""Idempotency-Key on POST /send-sms: a retried request never sends a second SMS.
+
+The first request with a key runs; its final answer is kept IDEMPOTENCY_TTL and
+replayed to any later request with the same key and body, without calling Vonage.
+Answers that prove nothing was sent (429, 503, an account error) are not kept, so a
+retry with the same key sends. An unknown outcome (504, 502) is kept: replaying it
+is safe, sending again is not.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import re
+
+from flask import Response, current_app, g, request
+
+from .errors import ApiProblem, InvalidPayload, problem_response
+from .store import StorageUnavailable
+
+logger = logging.getLogger("sms_service")
+HEADER = "Idempotency-Key"
+_KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII
+NOT_KEPT_SLUGS = {"upstream-unavailable", "storage-unavailable", "upstream-account-error"}
+KEPT_HEADERS = ("Content-Type",)
+
+
+def idempotent(view):
+    """Replay the stored answer for a repeated Idempotency-Key; store the first one's."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        presented = request.headers.get(HEADER)
+        if presented is None:
+            return view(*args, **kwargs)
+        if not _KEY.fullmatch(presented):
+            raise InvalidPayload({HEADER: "must be 1 to 255 printable ASCII characters"})
+        settings = current_app.extensions["settings"]
+        store = current_app.extensions["store"]
+        key = f"{g.api_key_name}:{hashlib.sha256(presented.encode()).hexdigest()}"
+        claim = store.begin_request(key, fingerprint(g.raw_body), settings.request_deadline_s)
+        if claim.outcome == "replay":
+            g.idempotent_replay = True
+            return _replay(claim.response)
+        if claim.outcome == "mismatch":
+            raise ApiProblem(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                "This Idempotency-Key was used with a different request body.",
+            )
+        if claim.outcome == "conflict":
+            raise ApiProblem(
+                409,
+                "idempotency-conflict",
+                "Request in progress",
+                "A request with this Idempotency-Key is still in progress; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+        except ApiProblem as problem:
+            response = problem_response(problem)
+        except BaseException:
+            store.release_request(key, claim.token)
+            raise
+        try:
+            if _keep(response):
+                ttl_s = settings.idempotency_ttl_s
+                store.finish_request(key, claim.token, _stored(response), ttl_s)
+            else:
+                store.release_request(key, claim.token)
+        except StorageUnavailable:
+            # The answer stands; the key stays locked until its in-flight expiry.
+            logger.error("idempotent answer not stored: storage unavailable")
+        return response
+
+    return wrapped
+
+
+def fingerprint(raw: bytes) -> str:
+    """Hash the body's meaning, not its spacing or key order."""
+    try:
+        canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):
+        canonical = raw
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _keep(response: Response) -> bool:
+    """Keep every answer except those that prove nothing was sent."""
+    return response.status_code != 429 and g.get("error_slug") not in NOT_KEPT_SLUGS
+
+
+def _stored(response: Response) -> dict:
+    return {
+        "status": response.status_code,
+        "headers": {
+            name: response.headers[name] for name in KEPT_HEADERS if name in response.headers
+        },
+        "body": response.get_data(as_text=True),
+    }
+
+
+def _replay(stored: dict) -> Response:
+    response = Response(stored["body"], status=stored["status"], headers=stored["headers"])
+    response.headers["Idempotent-Replayed"] = "true"
+    return response

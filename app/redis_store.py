@@ -1,0 +1,165 @@
+"""The store in Redis: shared by every worker and instance, surviving restarts.
+
+Keys (prefix `sms:`): `msg:<uuid>` a record as JSON with the retention as its TTL,
+`msgs` a sorted set of uuids by time to bound their number, `optouts` a hash
+number -> since, `idem:<key>` an idempotency entry as JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+import redis
+
+from .records import Record, apply_status, merge_sent
+from .store import Claim, StorageUnavailable, claim_from
+
+PREFIX = "sms:"
+TIMEOUT_S = 1.0  # fail fast: a request waits on Redis at most this long per command
+
+# Replace or delete an entry only while it still carries our token (compare-and-set).
+_FINISH = """
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current)['token'] == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current)['token'] == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def connect(url: str) -> redis.Redis:
+    """A client with short timeouts; it reconnects by itself when Redis comes back."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=TIMEOUT_S,
+        socket_connect_timeout=TIMEOUT_S,
+        health_check_interval=30,
+    )
+
+
+def _unavailable_on_error(method):
+    """Turn any Redis failure into StorageUnavailable (503): fail closed."""
+
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StorageUnavailable() from exc
+
+    return wrapped
+
+
+class RedisStore:
+    """Store, shared through Redis. Every public method fails closed with StorageUnavailable."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        retention_s: int,
+        max_messages: int,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.redis, self.retention_s, self.max_messages = client, retention_s, max_messages
+        self.clock = clock
+        self._finish = client.register_script(_FINISH)
+        self._release = client.register_script(_RELEASE)
+
+    @_unavailable_on_error
+    def save_sent(self, record: Record) -> None:
+        self._update(str(record["message_uuid"]), lambda existing: merge_sent(existing, record))
+
+    @_unavailable_on_error
+    def apply_status(self, event: dict[str, object]) -> Record:
+        uuid_ = str(event["message_uuid"])
+        return self._update(uuid_, lambda existing: apply_status(existing, event))
+
+    @_unavailable_on_error
+    def get_message(self, message_uuid: str) -> Record | None:
+        raw = self.redis.get(PREFIX + "msg:" + message_uuid)
+        return json.loads(raw) if raw else None
+
+    @_unavailable_on_error
+    def opt_out(self, number: str, since: str) -> str:
+        self.redis.hsetnx(PREFIX + "optouts", number, since)  # the first date stays
+        return self.redis.hget(PREFIX + "optouts", number).decode()
+
+    @_unavailable_on_error
+    def opt_in(self, number: str) -> bool:
+        return bool(self.redis.hdel(PREFIX + "optouts", number))
+
+    @_unavailable_on_error
+    def opted_out_since(self, number: str) -> str | None:
+        since = self.redis.hget(PREFIX + "optouts", number)
+        return since.decode() if since else None
+
+    @_unavailable_on_error
+    def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
+        token = uuid.uuid4().hex
+        entry = json.dumps({"state": "in_flight", "token": token, "fingerprint": fingerprint})
+        # SET NX with an expiry: atomic, and a crash cannot hold the key past lock_s.
+        if self.redis.set(PREFIX + "idem:" + key, entry, nx=True, ex=lock_s):
+            return Claim("started", token=token)
+        current = self.redis.get(PREFIX + "idem:" + key)
+        return claim_from(json.loads(current) if current else None, fingerprint)
+
+    @_unavailable_on_error
+    def finish_request(self, key: str, token: str, response: dict, ttl_s: int) -> None:
+        current = self.redis.get(PREFIX + "idem:" + key)
+        entry = {**json.loads(current), "state": "done", "response": response} if current else None
+        if entry is not None:
+            self._finish(keys=[PREFIX + "idem:" + key], args=[token, json.dumps(entry), ttl_s])
+
+    @_unavailable_on_error
+    def release_request(self, key: str, token: str) -> None:
+        self._release(keys=[PREFIX + "idem:" + key], args=[token])
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    def _update(self, message_uuid: str, change: Callable[[Record | None], Record]) -> Record:
+        """Read, change and write one record atomically (optimistic: WATCH, retry on a race)."""
+        key = PREFIX + "msg:" + message_uuid
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    record = change(json.loads(raw) if raw else None)
+                    pipe.multi()
+                    if raw:
+                        pipe.set(key, json.dumps(record), keepttl=True)
+                    else:
+                        pipe.set(key, json.dumps(record), ex=self.retention_s)
+                        pipe.zadd(PREFIX + "msgs", {message_uuid: self.clock()})
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue
+        if not raw:
+            self._trim()
+        return record
+
+    def _trim(self) -> None:
+        """Forget the oldest records past MAX_MESSAGES, and index entries past the retention."""
+        index = PREFIX + "msgs"
+        self.redis.zremrangebyscore(index, "-inf", self.clock() - self.retention_s)
+        excess = self.redis.zcard(index) - self.max_messages
+        if excess > 0:
+            oldest = [member.decode() for member, _ in self.redis.zpopmin(index, excess)]
+            self.redis.delete(*(PREFIX + "msg:" + uuid_ for uuid_ in oldest))
