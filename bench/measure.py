@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ class Level:
     cpu_ms_per_sms: float  # the target's process tree (or the floor process) per accepted SMS
     emulator_cpu_ms_per_sms: float
     loadgen_cpu_ms_per_request: float | None  # wrk's own; None for the floor (it is the load)
-    processes: int  # processes in the target's tree (gunicorn master + workers)
+    processes: int  # gunicorn master + workers (+ redis-server when used)
     accounting_ok: bool
     accounting: str  # how the 2xx answers were matched to accepted messages
 
@@ -65,18 +66,22 @@ def measure_http(
     timing: Timing,
     latency_ms: int,
     has_request_log: bool,
+    helpers: Sequence[int] = (),
 ) -> Level:
-    """Drive `target` with wrk at `concurrency`; read CPU and counters before and after."""
+    """Drive `target` with wrk at `concurrency`; read CPU and counters before and after.
+
+    `helpers` are pids of processes the target needs (redis-server): their CPU counts as its.
+    """
     settle_s = 0.3 + latency_ms / 1000
     run_wrk(target.url, api_key, concurrency, timing.warmup_s)
     upstream.wait_until_quiet(settle_s)
     upstream.reset()
     log_offset = target.log_path.stat().st_size
-    cpu_before = tree_cpu_seconds(target.popen.pid)
+    cpu_before = sum(tree_cpu_seconds(pid) for pid in (target.popen.pid, *helpers))
     emulator_before = tree_cpu_seconds(emulator.popen.pid)
     wrk = run_wrk(target.url, api_key, concurrency, timing.duration_s)
     stats = upstream.wait_until_quiet(settle_s)
-    cpu_s = tree_cpu_seconds(target.popen.pid) - cpu_before
+    cpu_s = sum(tree_cpu_seconds(pid) for pid in (target.popen.pid, *helpers)) - cpu_before
     emulator_cpu_s = tree_cpu_seconds(emulator.popen.pid) - emulator_before
     accepted = stats["accepted"]
     checks = [
@@ -105,7 +110,7 @@ def measure_http(
         cpu_ms_per_sms=_per(cpu_s, accepted),
         emulator_cpu_ms_per_sms=_per(emulator_cpu_s, accepted),
         loadgen_cpu_ms_per_request=_per(wrk.cpu_s, wrk.responses),
-        processes=len(tree_pids(target.popen.pid)),
+        processes=len(tree_pids(target.popen.pid)) + len(helpers),
         accounting_ok=all(ok for ok, _ in checks),
         accounting=f"accepted {accepted}: " + "; ".join(text for _, text in checks),
     )

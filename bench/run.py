@@ -60,7 +60,8 @@ CONFIGURATIONS = [
     Configuration(
         "service + Redis",
         "service",
-        "our service with REDIS_URL (limits in Redis), so gunicorn's default workers for Redis",
+        "our service with REDIS_URL: limits and records in a local redis-server, gunicorn's "
+        "default for Redis (2 x CPUs + 1 workers x 16 threads); redis-server's CPU counts",
         {"REDIS_URL": REDIS_URL},
         needs_redis=True,
     ),
@@ -123,13 +124,14 @@ def started(
     configuration: Configuration,
     credentials: Credentials,
     emulator: Process,
-    redis_url: str | None,
+    redis: Process | None,
 ) -> Iterator[Process | None]:
     """Start the configuration's server (none for the floor) and stop it on the way out."""
     if configuration.kind == "floor":
         yield None
         return
-    overrides = {k: v.replace(REDIS_URL, redis_url or "") for k, v in configuration.env.items()}
+    redis_url = redis.url if redis else ""
+    overrides = {k: v.replace(REDIS_URL, redis_url) for k, v in configuration.env.items()}
     env = service_environment(
         credentials, emulator, RATE_LIMIT=UNLIMITED, RECIPIENT_RATE_LIMIT=UNLIMITED, **overrides
     )
@@ -145,7 +147,7 @@ def measure_all(
     args: argparse.Namespace,
     configurations: list[Configuration],
     credentials: Credentials,
-    redis_url: str | None,
+    redis: Process | None,
 ) -> list[Level]:
     """Every configuration at every level, under each upstream latency in turn."""
     timing = Timing(args.warmup, args.duration)
@@ -155,11 +157,12 @@ def measure_all(
         with running(start_emulator(credentials, env=emulator_env)) as emulator:
             upstream = Upstream(emulator.url, credentials.ca)
             for configuration in configurations:
-                with started(configuration, credentials, emulator, redis_url) as target:
+                helpers = [redis.popen.pid] if redis and configuration.needs_redis else []
+                with started(configuration, credentials, emulator, redis) as target:
                     for concurrency in args.levels:
                         runs = [
                             _measure(configuration, target, credentials, emulator, upstream,
-                                     concurrency, timing, latency)
+                                     concurrency, timing, latency, helpers)
                             for _ in range(args.repeat)
                         ]  # fmt: skip
                         levels.append(median(runs))
@@ -177,6 +180,7 @@ def _measure(
     concurrency: int,
     timing: Timing,
     latency: int,
+    helpers: list[int],
 ) -> Level:
     if target is None:
         return measure_floor(
@@ -192,6 +196,7 @@ def _measure(
         timing,
         latency,
         has_request_log=configuration.kind == "service",
+        helpers=helpers,
     )
 
 
@@ -232,11 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     began, started_at = time.monotonic(), datetime.now(UTC)
     with contextlib.ExitStack() as stack:
         folder = args.workdir or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
-        redis_url = None
+        redis = None
         if any(configuration.needs_redis for configuration in configurations):
-            redis_url = stack.enter_context(running(start_redis(Path(folder)))).url
+            redis = stack.enter_context(running(start_redis(Path(folder))))
         credentials = ensure_credentials(Path(folder))
-        levels = measure_all(args, configurations, credentials, redis_url)
+        levels = measure_all(args, configurations, credentials, redis)
     run = report.Run(
         levels=levels,
         command=" ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
