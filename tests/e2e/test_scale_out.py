@@ -88,9 +88,11 @@ def test_one_idempotency_key_sends_once_across_workers_and_restarts(
     session = upstream(credentials)
     session.delete(f"{slow_emulator.url}/_emulator/messages")
     headers = {"Idempotency-Key": "e2e-order-1"}
-    with running(start(credentials, slow_emulator, redis_process.url)) as service:
-        with concurrent.futures.ThreadPoolExecutor(20) as pool:
-            answers = list(pool.map(lambda _: post(service, credentials, headers), range(20)))
+    with (
+        running(start(credentials, slow_emulator, redis_process.url)) as service,
+        concurrent.futures.ThreadPoolExecutor(20) as pool,
+    ):
+        answers = list(pool.map(lambda _: post(service, credentials, headers), range(20)))
 
     statuses = sorted({a.status_code for a in answers})
     assert set(statuses) <= {200, 409} and 200 in statuses
