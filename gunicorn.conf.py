@@ -4,11 +4,21 @@ The configuration is checked here, once, in the master: a bad environment stops 
 boot with one clear error instead of workers failing one after another.
 """
 
+import glob
 import os
+import shutil
+import tempfile
 
-from dotenv import load_dotenv
+# Before anything imports prometheus_client, which chooses its multiprocess mode on import:
+# each worker writes its samples into this folder and /metrics adds them up.
+_OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sms-metrics-")
+METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
-from app.settings import ConfigError, Settings, env_file, read_environment
+from dotenv import load_dotenv  # noqa: E402
+
+from app.settings import ConfigError, Settings, env_file, read_environment  # noqa: E402
 
 if env_file():
     load_dotenv(env_file(), override=False)  # the real environment wins over .env
@@ -47,3 +57,21 @@ accesslog = None  # the app writes one JSON line per request itself
 errorlog = "-"
 # A shared default path makes several instances on one host collide; we do not use gunicornc.
 control_socket_disable = True
+
+
+def on_starting(server) -> None:
+    """Start the metrics from zero: samples of an earlier run would be added in."""
+    for stale in glob.glob(os.path.join(METRICS_DIR, "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server, worker) -> None:
+    """A worker is gone: keep its counters, drop its live gauges."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)

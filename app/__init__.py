@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, health, messages, optouts, webhooks
+from . import api, health, messages, metrics, openapi, optouts, webhooks
 from .errors import register_error_handlers
 from .limits import RateLimits
 from .request_log import configure_logging, init_request_log
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     RateLimits(app)
     SmsGateway.init_app(app)
     register_error_handlers(app)
-    for blueprint in (health.bp, api.bp, messages.bp, optouts.bp, webhooks.bp):
+    blueprints = (health.bp, api.bp, messages.bp, optouts.bp, webhooks.bp, metrics.bp, openapi.bp)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, g
 from .auth import require_api_key
 from .idempotency import idempotent
 from .limits import limit_per_api_key, limit_recipient
+from .metrics import SMS_ACCEPTED, SMS_SEGMENTS
 from .optouts import refuse_if_opted_out
 from .phone import mask_number
 from .records import now_iso, sent_record
@@ -32,6 +33,8 @@ def post_send_sms():
     limit_recipient(message.to)
     g.message_uuid = send_sms(message)
     summary = message.summary()
+    SMS_ACCEPTED.labels(g.api_key_name, message.encoded.encoding).inc()
+    SMS_SEGMENTS.labels(g.api_key_name).inc(message.encoded.segments)
     record = sent_record(g.message_uuid, g.api_key_name, summary, now_iso())
     try:
         current_app.extensions["store"].save_sent(record)

@@ -18,6 +18,7 @@ import re
 from flask import Response, current_app, g, request
 
 from .errors import ApiProblem, InvalidPayload, problem_response
+from .metrics import IDEMPOTENCY
 from .store import StorageUnavailable
 
 logger = logging.getLogger("sms_service")
@@ -41,8 +42,9 @@ def idempotent(view):
         store = current_app.extensions["store"]
         key = f"{g.api_key_name}:{hashlib.sha256(presented.encode()).hexdigest()}"
         claim = store.begin_request(key, fingerprint(g.raw_body), settings.request_deadline_s)
+        if claim.outcome != "started":
+            IDEMPOTENCY.labels(claim.outcome).inc()
         if claim.outcome == "replay":
-            g.idempotent_replay = True
             return _replay(claim.response)
         if claim.outcome == "mismatch":
             raise ApiProblem(

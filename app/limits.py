@@ -21,6 +21,7 @@ from limits.errors import StorageError
 from limits.strategies import RateLimiter
 
 from .errors import ApiProblem
+from .metrics import RATE_LIMITED
 from .store import StorageUnavailable
 
 FAILED_AUTH_LIMIT = "10 per minute"
@@ -67,6 +68,7 @@ class RateLimits:
         stats = _reachable(self.strategy.get_window_stats, item, scope, key)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         g.rate_limit_shown = ([item], scope, key)
+        RATE_LIMITED.labels(scope).inc()
         what = "this recipient" if slug == "recipient-rate-limited" else "this client"
         return ApiProblem(
             429,

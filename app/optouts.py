@@ -6,6 +6,7 @@ from flask import Blueprint, current_app
 
 from .auth import require_api_key
 from .errors import ApiProblem, InvalidPayload
+from .metrics import OPT_OUTS
 from .phone import InvalidNumber, e164, parse_number
 from .records import now_iso
 
@@ -24,8 +25,10 @@ def apply_keyword(sender_digits: str, text: str) -> str:
     number = "+" + sender_digits
     if keyword in OPT_OUT_WORDS:
         store.opt_out(number, now_iso())
+        OPT_OUTS.labels("added", "sms").inc()
         return "opted-out"
     store.opt_in(number)
+    OPT_OUTS.labels("removed", "sms").inc()
     return "opted-in"
 
 
@@ -54,6 +57,7 @@ def get_opt_out(number: str):
 def put_opt_out(number: str):
     number = _e164_path(number)
     since = current_app.extensions["store"].opt_out(number, now_iso())
+    OPT_OUTS.labels("added", "api").inc()
     return {"number": number, "opted_out": True, "since": since}
 
 
@@ -62,6 +66,7 @@ def put_opt_out(number: str):
 def delete_opt_out(number: str):
     number = _e164_path(number)
     current_app.extensions["store"].opt_in(number)
+    OPT_OUTS.labels("removed", "api").inc()
     return {"number": number, "opted_out": False, "since": None}
 
 

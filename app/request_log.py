@@ -12,9 +12,15 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, g, request
 
+from .metrics import observe_request
+
 logger = logging.getLogger("sms_service")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _LONG_DIGIT_RUN = re.compile(r"\+?\d{5,}")
+_TRACEPARENT = re.compile(
+    r"(?P<version>[0-9a-f]{2})-(?P<trace_id>[0-9a-f]{32})-(?P<parent_id>[0-9a-f]{16})"
+    r"-[0-9a-f]{2}(?P<rest>-.*)?"
+)
 # Log field -> where the request keeps it in flask.g.
 _REQUEST_FIELDS = {
     "api_key": "api_key_name",
@@ -22,6 +28,7 @@ _REQUEST_FIELDS = {
     "segments": "segments",
     "message_uuid": "message_uuid",
     "error": "error_slug",
+    "trace_id": "trace_id",
 }
 
 
@@ -76,16 +83,32 @@ def _start() -> None:
     g.started = time.perf_counter()
     presented = request.headers.get("X-Request-ID", "")
     g.request_id = presented if _REQUEST_ID.fullmatch(presented) else uuid.uuid4().hex
+    trace_id = trace_id_of(request.headers.get("traceparent", ""))
+    if trace_id:
+        g.trace_id = trace_id
+
+
+def trace_id_of(traceparent: str) -> str | None:
+    """The trace id of a W3C traceparent header, so a call can be followed across services."""
+    match = _TRACEPARENT.fullmatch(traceparent.strip())
+    if not match or match["version"] == "ff" or set(match["trace_id"]) == {"0"}:
+        return None
+    if set(match["parent_id"]) == {"0"} or (match["version"] == "00" and match["rest"]):
+        return None
+    return match["trace_id"]
 
 
 def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.request_id
+    duration_s = time.perf_counter() - g.started
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    observe_request(route, request.method, response.status_code, duration_s)
     fields = {
         "request_id": g.request_id,
         "method": request.method,
         "path": _loggable_path(),
         "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - g.started) * 1000, 2),
+        "duration_ms": round(duration_s * 1000, 2),
     }
     fields.update({field: g.get(name) for field, name in _REQUEST_FIELDS.items() if name in g})
     logger.info("request", extra={"fields": fields})

@@ -52,6 +52,7 @@ class Settings:
     max_messages: int = 100_000
     redis_url: str | None = field(default=None, repr=False)  # may hold a password
     idempotency_ttl_s: int = 24 * 3600
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def ratelimit_storage_uri(self) -> str:
@@ -97,6 +98,7 @@ class Settings:
             max_messages=reader.integer("MAX_MESSAGES", 100_000, 1, 10_000_000),
             redis_url=reader.redis_url("REDIS_URL"),
             idempotency_ttl_s=reader.duration("IDEMPOTENCY_TTL", "24h"),
+            metrics_token=reader.optional_secret("METRICS_TOKEN"),
         )
         reader.integer(
             "PORT", 8000, 1, 65535
@@ -254,6 +256,12 @@ class _Reader:
     def secrets(self, name: str) -> tuple[str, ...]:
         """Several comma-separated secrets, so a new one can be added before the old goes."""
         return tuple(s.strip() for s in self._get(name).split(",") if s.strip())
+
+    def optional_secret(self, name: str) -> str | None:
+        value = self._get(name)
+        if value and len(value) < 16:
+            self.problems.append(f"{name} must be at least 16 characters")
+        return value or None
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self._get(name).lower()

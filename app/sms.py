@@ -22,6 +22,7 @@ from vonage_http_client import AuthenticationError, HttpRequestError
 from vonage_messages import Sms, SmsOptions
 
 from .errors import ApiProblem
+from .metrics import VONAGE_DURATION, VONAGE_OUTCOMES, VONAGE_RETRIES
 from .settings import Settings
 from .validation import SmsRequest
 from .vonage_client import OutcomeUnknown, build_vonage_client
@@ -81,6 +82,7 @@ class SmsGateway:
                 if retries >= self.settings.vonage_max_retries or self.clock() + wait > deadline:
                     raise _unavailable(retryable) from None
                 retries += 1
+                VONAGE_RETRIES.labels(retryable.reason).inc()
                 logger.warning(
                     "vonage retry",
                     extra={"fields": {"attempt": retries, "reason": retryable.reason}},
@@ -88,6 +90,25 @@ class SmsGateway:
                 self.sleep(wait)
 
     def _send_once(self, sms: Sms) -> str:
+        """One call to Vonage, timed and counted by outcome."""
+        started = time.perf_counter()
+        outcome = "accepted"
+        try:
+            return self._call_vonage(sms)
+        except _Retryable as retryable:
+            outcome = retryable.reason
+            raise
+        except ApiProblem as problem:
+            outcome = problem.slug
+            raise
+        except AuthenticationError:
+            outcome = "vonage-401"
+            raise
+        finally:
+            VONAGE_DURATION.observe(time.perf_counter() - started)
+            VONAGE_OUTCOMES.labels(outcome).inc()
+
+    def _call_vonage(self, sms: Sms) -> str:
         try:
             return self.client.messages.send(sms).message_uuid
         except AuthenticationError:

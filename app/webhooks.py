@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, g, request
 
 from . import optouts
 from .errors import ApiProblem, InvalidPayload
+from .metrics import INBOUND, RECEIPTS
 from .phone import mask_digits
 from .records import STATUS_RANK, parse_status_webhook
 from .validation import read_body
@@ -29,6 +30,7 @@ def post_status_webhook():
     if isinstance(event, str):
         raise InvalidPayload({"body": event})
     record = current_app.extensions["store"].apply_status(event)
+    RECEIPTS.labels(event["status"]).inc()
     g.message_uuid = event["message_uuid"]
     logger.info(
         "status webhook",
@@ -45,6 +47,7 @@ def post_inbound_webhook():
     text = body.get("text")
     sender = body["from"].lstrip("+")
     action = optouts.apply_keyword(sender, text if isinstance(text, str) else "")
+    INBOUND.labels(action).inc()
     logger.info(  # the number masked, the text never
         "inbound sms", extra={"fields": {"from": mask_digits(sender), "action": action}}
     )

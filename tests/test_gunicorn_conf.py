@@ -12,7 +12,8 @@ CONF = str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py")
 
 
 @pytest.fixture
-def environment(monkeypatch, test_env):
+def environment(monkeypatch, test_env, tmp_path):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # restored after the test
     for name in ("REDIS_URL", "WEB_CONCURRENCY", "THREADS", "PORT", "VONAGE_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ENV_FILE", "")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tools.stack import running, service_environment, start_emulator, start_redis, start_service
 
@@ -57,6 +58,16 @@ def worker_count(service, wanted: int = 3, timeout_s: float = 10) -> int:
         time.sleep(0.1)
 
 
+def sent_counts(metrics: str) -> dict[str, float]:
+    """sms_http_requests_total for POST /send-sms, by status."""
+    return {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "sms_http_requests_total" and sample.labels["route"] == "/send-sms"
+    }
+
+
 def post(service, credentials, headers=None, text="scale"):
     return requests.post(
         f"{service.url}/send-sms",
@@ -77,8 +88,11 @@ def test_the_key_limit_holds_across_workers(credentials, emulator, redis_process
             statuses = list(
                 pool.map(lambda n: post(service, credentials, text=f"n{n}").status_code, range(30))
             )
+        metrics = requests.get(f"{service.url}/metrics", timeout=5).text
     assert statuses.count(200) == 7
     assert statuses.count(429) == 23
+    # Every worker's samples are added up (prometheus-client's multiprocess mode).
+    assert sent_counts(metrics) == {"200": 7.0, "429": 23.0}
     assert len(session.get(f"{emulator.url}/_emulator/messages").json()) == 7
 
 
