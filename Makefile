@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run demo test lint clean
+.PHONY: run demo test lint clean bench soak
 
 $(BIN)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(BIN)/.dev
 
 test: lint  ## lint, then every test
 	$(BIN)/python -m pytest
+
+bench: $(BIN)/.dev  ## SMS/s and CPU per SMS into docs/benchmarks/ (about 6 min; needs wrk)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+soak: $(BIN)/.dev  ## 3 min of load with Vonage failures; fails unless every answer is right
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo

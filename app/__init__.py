@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         logger.warning("WEBHOOK_ALLOW_UNSIGNED is set: webhooks are accepted without a signature")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.url_map.merge_slashes = False  # "//" in a path is a 404 problem, not an HTML redirect
     app.extensions["settings"] = settings
     if settings.trusted_proxies:
         n = settings.trusted_proxies

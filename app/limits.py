@@ -24,8 +24,6 @@ from .errors import ApiProblem
 from .metrics import RATE_LIMITED
 from .store import StorageUnavailable
 
-FAILED_AUTH_LIMIT = "10 per minute"
-
 
 class RateLimits:
     """The app's limiter and its parsed limits."""
@@ -44,7 +42,7 @@ class RateLimits:
         self.limiter.init_app(app)
         self.per_key = parse_many(settings.rate_limit)
         self.per_recipient = parse_many(settings.recipient_rate_limit)
-        self.failed_auth = parse_many(FAILED_AUTH_LIMIT)
+        self.failed_auth = parse_many(settings.auth_failure_limit)
         app.extensions["rate_limits"] = self
         app.after_request(_add_rate_limit_headers)
 

@@ -66,8 +66,10 @@ def observe_request(route: str, method: str, status: int, duration_s: float) -> 
 def get_metrics():
     token = current_app.extensions["settings"].metrics_token
     if token:
-        presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(presented.encode(), token.encode()):
+        scheme, _, presented = request.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode(), token.encode()
+        ):
             raise ApiProblem(
                 401,
                 "unauthorized",

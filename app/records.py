@@ -58,9 +58,11 @@ def apply_status(existing: Record | None, event: dict[str, object]) -> Record:
     """Apply a parsed status webhook (see parse_status_webhook) to a record."""
     record = existing if existing is not None else _unknown_message(event)
     record = apply_event(dict(record), event)
-    if event.get("error"):
+    # A late receipt that changed nothing must not bring its error or price along.
+    took_effect = record["status"] == event["status"] and record["status_at"] == event["timestamp"]
+    if event.get("error") and (took_effect or record["error"] is None):
         record["error"] = event["error"]
-    if event.get("price") is not None:
+    if event.get("price") is not None and (took_effect or record["price"] is None):
         record["price"], record["currency"] = event["price"], event.get("currency")
     return record
 
@@ -84,6 +86,11 @@ def apply_event(record: Record, event: dict[str, object]) -> Record:
     return record
 
 
+def is_known_status(status: object) -> bool:
+    """A status an SMS receipt can carry (`accepted` is ours, never Vonage's)."""
+    return isinstance(status, str) and status in STATUS_RANK and status != "accepted"
+
+
 def parse_status_webhook(body: object) -> dict[str, object] | str:
     """Read a messageStatusSMS body leniently; return the event, or what is wrong with it."""
     if not isinstance(body, dict):
@@ -91,7 +98,7 @@ def parse_status_webhook(body: object) -> dict[str, object] | str:
     uuid, status, timestamp = body.get("message_uuid"), body.get("status"), body.get("timestamp")
     if not isinstance(uuid, str) or not uuid or len(uuid) > 100:
         return "message_uuid is required"
-    if status not in STATUS_RANK or status == "accepted":
+    if not is_known_status(status):
         return "status must be submitted, delivered, rejected or undeliverable"
     if not isinstance(timestamp, str) or _sort_key(timestamp) == _UNKNOWN_TIME:
         timestamp = now_iso()
@@ -105,7 +112,9 @@ def parse_status_webhook(body: object) -> dict[str, object] | str:
         }
     usage = body.get("usage")
     if isinstance(usage, dict) and isinstance(usage.get("price"), (str, int, float)):
-        event["price"], event["currency"] = str(usage["price"]), usage.get("currency")
+        currency = usage.get("currency")
+        event["price"] = str(usage["price"])
+        event["currency"] = currency if isinstance(currency, str) else None
     for field in ("to", "from", "client_ref"):
         if isinstance(body.get(field), str):
             event[field] = body[field]

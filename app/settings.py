@@ -40,6 +40,7 @@ class Settings:
     vonage_max_retries: int = 2
     rate_limit: str = "60 per minute"
     recipient_rate_limit: str = "5 per minute"
+    auth_failure_limit: str = "10 per minute"
     allowed_senders: tuple[str, ...] = ()
     default_region: str | None = None
     max_segments: int = 6
@@ -86,6 +87,7 @@ class Settings:
             vonage_max_retries=reader.integer("VONAGE_MAX_RETRIES", 2, 0, 5),
             rate_limit=reader.rate_limit("RATE_LIMIT", "60 per minute"),
             recipient_rate_limit=reader.rate_limit("RECIPIENT_RATE_LIMIT", "5 per minute"),
+            auth_failure_limit=reader.rate_limit("AUTH_FAILURE_LIMIT", "10 per minute"),
             allowed_senders=reader.senders("ALLOWED_SENDERS"),
             default_region=reader.region("DEFAULT_REGION"),
             max_segments=reader.integer("MAX_SEGMENTS", 6, 1, 15),

@@ -109,7 +109,8 @@ def parse_send_sms(body: object, settings: Settings) -> SmsRequest:
     client_ref = _optional_string(body, "client_ref", MAX_CLIENT_REF, errors)
     ttl = _optional_ttl(body, errors)
     encoding_type = _optional_choice(body, "encoding", ENCODINGS, errors)
-    smart = body.get("smart_encoding", False)
+    smart = body.get("smart_encoding")
+    smart = False if smart is None else smart  # null means absent, as for the other options
     if not isinstance(smart, bool):
         errors["smart_encoding"] = "must be true or false"
     encoded = _parse_text(

@@ -39,7 +39,13 @@ class MissingToken(ApiProblem):
 
 class BadSignature(ApiProblem):
     def __init__(self, reason: str):
-        super().__init__(401, "unauthorized", "Invalid webhook signature", reason)
+        super().__init__(
+            401,
+            "unauthorized",
+            "Invalid webhook signature",
+            reason,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 def bearer_token(authorization: str) -> str:

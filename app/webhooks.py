@@ -11,7 +11,7 @@ from . import optouts
 from .errors import ApiProblem, InvalidPayload
 from .metrics import INBOUND, RECEIPTS
 from .phone import mask_digits
-from .records import STATUS_RANK, parse_status_webhook
+from .records import is_known_status, parse_status_webhook
 from .validation import read_body
 from .webhook_auth import MissingToken, bearer_token, check_claims, verify_signature
 
@@ -22,7 +22,7 @@ logger = logging.getLogger("sms_service")
 @bp.post("/webhooks/status")
 def post_status_webhook():
     body = _verified_json()
-    if isinstance(body, dict) and body.get("status") not in STATUS_RANK:
+    if isinstance(body, dict) and not is_known_status(body.get("status")):
         # Statuses of other channels (e.g. `read`) mean nothing for SMS: take them, change nothing.
         logger.info("status webhook ignored", extra={"fields": {"status": str(body.get("status"))}})
         return {"received": True}

@@ -146,12 +146,17 @@ def verdict(levels: Sequence[Level]) -> list[str]:
         rows = ratios(levels, name)
         floor_x = [row["cpu_x_floor"] for row in rows if not math.isnan(row["cpu_x_floor"])]
         sms_x = [row["sms_x_floor"] for row in rows if not math.isnan(row["sms_x_floor"])]
-        met = worst.cpu_ms_per_sms <= TARGET_CPU_MS
+        over = [lv for lv in ours if lv.cpu_ms_per_sms > TARGET_CPU_MS]
+        where = ", ".join(
+            f"{lv.upstream_latency_ms} ms upstream at concurrency {lv.concurrency}: "
+            f"{lv.cpu_ms_per_sms:.2f} ms"
+            for lv in over
+        )
         sentences.append(
             f"**{name}**: CPU per SMS {min(lv.cpu_ms_per_sms for lv in ours):.2f}–"
-            f"{worst.cpu_ms_per_sms:.2f} ms: the ≤ {TARGET_CPU_MS:g} ms target is "
-            f"{'met at every level' if met else 'NOT met'} (worst: {worst.upstream_latency_ms} ms "
-            f"upstream, concurrency {worst.concurrency})."
+            f"{worst.cpu_ms_per_sms:.2f} ms: the ≤ {TARGET_CPU_MS:g} ms target is met at "
+            f"{len(ours) - len(over)} of {len(ours)} levels"
+            + (f"; NOT met at {where}." if over else ".")
         )
         if floor_x:
             within = max(floor_x) <= TARGET_FLOOR_RATIO
@@ -242,6 +247,10 @@ METHOD = (
     "limits keep them (a per-minute one would hold 60 s of hits). Logging stays at the default "
     "INFO (one JSON line per request to a file), since that is part of the cost.",
     "The emulator runs with --quiet (EMULATOR_QUIET=1) and EMULATOR_LATENCY_MS 0, then 50.",
+    "With a 50 ms upstream one worker's 16 threads complete at most 16 / 0.05 s = 320 SMS/s: "
+    "past 16 connections that configuration is bound by threads, not CPU (THREADS lifts it).",
+    "At a few SMS/s (concurrency 1 with a 50 ms upstream) each SMS also pays for waking idle "
+    "threads and cold caches; the floor's CPU per SMS rises in the same proportion there.",
 )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from bench import report
 from bench.loadgen import wrk_available
 from bench.measure import Level, Timing, measure_floor, measure_http
-from bench.processes import redis_unavailable_reason, start_gunicorn
+from bench.processes import redis_unavailable_reason
 from bench.upstream import Upstream
 from tools.stack import (
     ROOT,
@@ -138,7 +138,7 @@ def started(
     if configuration.kind == "service":
         process = start_service(credentials.folder, env)
     else:
-        process = start_gunicorn(credentials.folder, env, "bench.naive_app:create_app()")
+        process = start_service(credentials.folder, env, app="bench.naive_app:create_app()")
     with running(process):
         yield process
 

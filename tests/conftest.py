@@ -11,9 +11,11 @@ import pytest
 import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import request, request_finished
 
 from app import create_app
 from app.settings import Settings
+from tests.openapi_conformance import check_problem, check_response
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "vonage"
 VONAGE_SMS_URL = "https://api.nexmo.com/v1/messages"
@@ -67,11 +69,16 @@ def make_app():
         app.config.update(TESTING=True)
         app.extensions["sleeps"] = []
         app.extensions["sms"].sleep = app.extensions["sleeps"].append
+        app.extensions["nonconforming"] = []
+        request_finished.connect(_check_conformance, app)
         built.append(app)
         return app
 
     yield build
     for app in built:
+        request_finished.disconnect(_check_conformance, app)
+        # Every answer any test received conforms to app/openapi.json.
+        assert app.extensions["nonconforming"] == []
         store = app.extensions["store"]
         if hasattr(store, "redis"):
             store.redis.close()
@@ -102,6 +109,25 @@ def accept(vonage):
     """Vonage accepts every SMS."""
     vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202)
     return vonage
+
+
+def _check_conformance(app, response, **_extra) -> None:
+    """Check an answer against the OpenAPI document, as the request that made it ends."""
+    rule = request.url_rule.rule if request.url_rule is not None else None
+    body = response.get_data()
+    if rule is None:
+        problems = check_problem(response.status_code, response.content_type or "", body)
+    else:
+        problems = check_response(
+            request.method,
+            rule,
+            response.status_code,
+            response.content_type or "",
+            body,
+            response.headers,
+        )
+    if problems:
+        app.extensions["nonconforming"].append((request.method, request.path, problems))
 
 
 def shared_file(*parts: str) -> Path:

@@ -111,6 +111,15 @@ def test_malformed_receipts_are_a_400(client, body):
     assert signed_post(client, "/webhooks/status", body).status_code == 400
 
 
+@pytest.mark.parametrize("status", [["delivered"], {"a": 1}, 7, None, "accepted"])
+def test_odd_status_values_are_taken_and_ignored(app, client, status):
+    """Found by fuzzing: a list as `status` crashed the lookup (500)."""
+    body = status_body(UUID, "delivered", "2026-01-01T10:00:03Z")
+    body["status"] = status
+    assert signed_post(client, "/webhooks/status", body).status_code == 200
+    assert app.extensions["store"].get_message(UUID) is None
+
+
 @pytest.mark.parametrize(
     "word", ["STOP", "stop", "  Stop  ", "STOPALL", "UNSUBSCRIBE", "cancel", "END", "quit"]
 )

@@ -174,3 +174,27 @@ def test_connection_is_reused_across_sends(raw_server, make_app, settings):
 
     assert len(server.requests) == 5
     assert server.connections == 1
+
+
+def test_environment_is_read_once_at_start(monkeypatch, base_settings):
+    """CA bundle and proxies come from the environment at start-up, not on every request."""
+    from app.vonage_client import build_vonage_client
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/our-ca.pem")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = build_vonage_client(base_settings).http_client._session
+
+    assert session.trust_env is False
+    assert session.verify == "/etc/ssl/our-ca.pem"
+    assert session.proxies["https"] == "http://proxy.internal:3128"
+
+
+def test_no_proxy_is_honoured(monkeypatch, base_settings):
+    from app.vonage_client import build_vonage_client
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "api.nexmo.com")
+    session = build_vonage_client(base_settings).http_client._session
+    assert "https" not in session.proxies

@@ -157,23 +157,26 @@ def service_environment(
     }
 
 
-def start_service(folder: Path, env: Mapping[str, str], port: int = 0) -> Process:
-    """Start the service under gunicorn on 127.0.0.1 and wait until /health answers."""
+def start_service(
+    folder: Path, env: Mapping[str, str], port: int = 0, app: str = "wsgi:app"
+) -> Process:
+    """Start the service (or another WSGI `app`, e.g. a benchmark's baseline) under gunicorn
+    with gunicorn.conf.py on 127.0.0.1, and wait until /health answers."""
     port = port or free_port()
-    log_path = folder / f"service-{port}.log"
+    log_path = folder / f"{app.replace(':', '-')}-{port}.log"
     environment = {k: v for k, v in os.environ.items() if k not in _SERVICE_VARIABLES}
     environment.update(env)
     command = [
         sys.executable, "-m", "gunicorn",
         "-c", "gunicorn.conf.py",
         "-b", f"127.0.0.1:{port}",
-        "wsgi:app",
+        app,
     ]  # fmt: skip
     with open(log_path, "wb") as log:
         popen = subprocess.Popen(
             command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
         )
-    process = Process(popen, log_path, f"http://127.0.0.1:{port}", "service")
+    process = Process(popen, log_path, f"http://127.0.0.1:{port}", app)
     _wait_for_health(process)
     return process
 
@@ -267,4 +270,4 @@ def _wait_for_health(process: Process) -> None:
                 return
         time.sleep(0.1)
     process.stop()
-    raise RuntimeError(f"the service did not start:\n{process.log()}")
+    raise RuntimeError(f"{process.name} did not start:\n{process.log()}")

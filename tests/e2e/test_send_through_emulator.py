@@ -103,3 +103,16 @@ def test_concurrent_burst_past_the_key_limit(start_stack):
     assert statuses.count(429) == 27
     assert len(stack.messages()) == 5
     stack.close()
+
+
+def test_one_connection_to_vonage_serves_many_sends(start_stack):
+    """What the speed depends on: the TLS connection to Vonage is kept and reused."""
+    stack = start_stack(RATE_LIMIT="1000 per minute", RECIPIENT_RATE_LIMIT="1000 per minute")
+    stack.reset()
+
+    for n in range(20):
+        assert stack.send({"to": "+14155550100", "text": f"keep-alive {n}"}).status_code == 200
+
+    stats = stack.stats()
+    assert (stats["accepted"], stats["connections"]) == (20, 1)
+    stack.close()
