@@ -79,7 +79,17 @@ class RedisStore:
 
     @_unavailable_on_error
     def save_sent(self, record: Record) -> None:
-        self._update(str(record["message_uuid"]), lambda existing: merge_sent(existing, record))
+        """One round trip in the usual case; a webhook that came first is merged instead."""
+        message_uuid = str(record["message_uuid"])
+        with self.redis.pipeline() as pipe:  # MULTI/EXEC
+            pipe.set(
+                PREFIX + "msg:" + message_uuid, json.dumps(record), ex=self.retention_s, nx=True
+            )
+            self._index(pipe, message_uuid)
+            created, *_, count = pipe.execute()
+        if not created:
+            self._update(message_uuid, lambda existing: merge_sent(existing, record))
+        self._drop_oldest(count)
 
     @_unavailable_on_error
     def apply_status(self, event: dict[str, object]) -> Record:
@@ -146,20 +156,25 @@ class RedisStore:
                         pipe.set(key, json.dumps(record), keepttl=True)
                     else:
                         pipe.set(key, json.dumps(record), ex=self.retention_s)
-                        pipe.zadd(PREFIX + "msgs", {message_uuid: self.clock()})
-                    pipe.execute()
+                        self._index(pipe, message_uuid)
+                    results = pipe.execute()
                     break
                 except redis.WatchError:
                     continue
         if not raw:
-            self._trim()
+            self._drop_oldest(results[-1])
         return record
 
-    def _trim(self) -> None:
-        """Forget the oldest records past MAX_MESSAGES, and index entries past the retention."""
+    def _index(self, pipe: redis.client.Pipeline, message_uuid: str) -> None:
+        """Queue: index the record by time, forget entries past the retention, count the rest."""
         index = PREFIX + "msgs"
-        self.redis.zremrangebyscore(index, "-inf", self.clock() - self.retention_s)
-        excess = self.redis.zcard(index) - self.max_messages
+        pipe.zadd(index, {message_uuid: self.clock()}, nx=True)
+        pipe.zremrangebyscore(index, "-inf", self.clock() - self.retention_s)
+        pipe.zcard(index)
+
+    def _drop_oldest(self, count: int) -> None:
+        """Forget the oldest records past MAX_MESSAGES."""
+        excess = count - self.max_messages
         if excess > 0:
-            oldest = [member.decode() for member, _ in self.redis.zpopmin(index, excess)]
+            oldest = [member.decode() for member, _ in self.redis.zpopmin(PREFIX + "msgs", excess)]
             self.redis.delete(*(PREFIX + "msg:" + uuid_ for uuid_ in oldest))
