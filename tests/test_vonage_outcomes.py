@@ -105,9 +105,11 @@ def test_unreadable_success_is_an_upstream_error_sent_once(client, vonage):
     assert len(vonage.calls) == 1
 
 
-def test_success_without_message_uuid_is_an_upstream_error(client, vonage):
-    vonage.post(VONAGE_SMS_URL, json={"unexpected": True}, status=202)
+@pytest.mark.parametrize("answer", [{"unexpected": True}, {"message_uuid": ""}, ["x"], 7])
+def test_success_without_message_uuid_is_an_upstream_error(client, vonage, answer):
+    vonage.post(VONAGE_SMS_URL, json=answer, status=202)
     assert_problem(send(client), 502, "upstream-error")
+    assert len(vonage.calls) == 1
 
 
 def test_account_errors_are_logged_at_error_with_a_hint(client, vonage, capsys):
