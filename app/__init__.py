@@ -8,7 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import api, health, messages, metrics, openapi, optouts, webhooks
-from .errors import register_error_handlers
+from .errors import log_unhandled, register_error_handlers
 from .limits import RateLimits
 from .request_log import configure_logging, init_request_log
 from .security import init_security_headers
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.webhook_allow_unsigned:
         logger.warning("WEBHOOK_ALLOW_UNSIGNED is set: webhooks are accepted without a signature")
     app = Flask(__name__)
+    app.log_exception = log_unhandled  # Flask's own would log the raw path and the message
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.url_map.merge_slashes = False  # "//" in a path is a 404 problem, not an HTML redirect
     app.extensions["settings"] = settings

@@ -239,12 +239,12 @@ def test_lost_answers_are_504_and_never_retried(app, client, vonage, failure):
     assert app.extensions["sleeps"] == []
 
 
-def test_unhandled_exception_is_a_bare_500(make_app, settings, monkeypatch):
+def test_unhandled_exception_is_a_bare_500(make_app, settings, monkeypatch, capsys):
     app = make_app(settings)
     app.config.update(PROPAGATE_EXCEPTIONS=False)
 
     def explode(message):
-        raise RuntimeError("boom with secret text")
+        raise RuntimeError(f"boom with secret text for {message.to}")
 
     monkeypatch.setattr(app.extensions["sms"], "send", explode)
     response = app.test_client().post("/send-sms", json=VALID_BODY, headers=AUTH)
@@ -252,3 +252,13 @@ def test_unhandled_exception_is_a_bare_500(make_app, settings, monkeypatch):
     assert_problem(response, 500, "internal-error")
     assert "boom" not in response.get_data(as_text=True)
     assert "Traceback" not in response.get_data(as_text=True)
+    logged = capsys.readouterr()
+    crash = next(
+        json.loads(line)
+        for line in logged.out.splitlines()
+        if json.loads(line)["event"] == "unhandled exception"
+    )
+    assert (crash["exception"], crash["route"]) == ("RuntimeError", "/send-sms")
+    assert any("explode" in frame for frame in crash["stack"])
+    assert "boom" not in logged.out + logged.err
+    assert "4155550100" not in logged.out + logged.err
