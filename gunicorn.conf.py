@@ -16,8 +16,13 @@ if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sms-metrics-")
 METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
-from dotenv import load_dotenv  # noqa: E402
+import uuid  # noqa: E402
 
+from dotenv import load_dotenv  # noqa: E402
+from gunicorn import util as gunicorn_util  # noqa: E402
+
+from app.errors import problem_body, unreadable_request_problem  # noqa: E402
+from app.security import SECURITY_HEADERS  # noqa: E402
 from app.settings import ConfigError, Settings, env_file, read_environment  # noqa: E402
 
 if env_file():
@@ -57,6 +62,25 @@ accesslog = None  # the app writes one JSON line per request itself
 errorlog = "-"
 # A shared default path makes several instances on one host collide; we do not use gunicornc.
 control_socket_disable = True
+
+
+def _write_problem(sock, status: int, reason: str, _message: str) -> None:
+    """gunicorn.util.write_error, but problem+json like every other refusal of the service."""
+    problem = unreadable_request_problem(status, reason)
+    body = problem_body(problem, uuid.uuid4().hex).encode()
+    headers = {
+        **SECURITY_HEADERS,
+        "Connection": "close",
+        "Content-Type": "application/problem+json",
+        "Content-Length": str(len(body)),
+    }
+    head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    gunicorn_util.write_nonblock(sock, (head + "\r\n").encode("latin-1") + body)
+
+
+# Requests gunicorn refuses before the app sees them (a malformed request line, headers too
+# large) would otherwise get an HTML page.
+gunicorn_util.write_error = _write_problem
 
 
 def on_starting(server) -> None:

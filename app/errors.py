@@ -111,18 +111,34 @@ def _internal_error(exc: HTTPException) -> Response:
 def problem_response(problem: ApiProblem) -> Response:
     """Render a problem as application/problem+json and note its slug for the request log."""
     g.error_slug = problem.slug
+    return Response(
+        problem_body(problem, g.get("request_id")),
+        status=problem.status,
+        headers=problem.headers,
+        content_type="application/problem+json",
+    )
+
+
+def problem_body(problem: ApiProblem, request_id: str | None) -> str:
+    """The RFC 9457 body of a problem, as JSON."""
     body = {
         "type": PROBLEM_TYPE_BASE + problem.slug,
         "title": problem.title,
         "status": problem.status,
         "detail": problem.detail,
-        "request_id": g.get("request_id"),
+        "request_id": request_id,
         "success": False,
         **problem.extra,
     }
-    return Response(
-        json.dumps(body),
-        status=problem.status,
-        headers=problem.headers,
-        content_type="application/problem+json",
+    return json.dumps(body)
+
+
+def unreadable_request_problem(status: int, reason: str) -> ApiProblem:
+    """A request refused before it could be read (by gunicorn: a malformed request line,
+    headers too large). Its message is left out: it quotes the request."""
+    return ApiProblem(
+        status,
+        HTTP_SLUGS.get(status, "http-error"),
+        reason,
+        f"The HTTP request could not be read ({reason}).",
     )

@@ -1,6 +1,8 @@
 """End to end: the service under gunicorn, the real SDK, real TLS, and the Vonage emulator."""
 
 import concurrent.futures
+import json
+import socket
 
 import pytest
 
@@ -116,3 +118,33 @@ def test_one_connection_to_vonage_serves_many_sends(start_stack):
     stats = stack.stats()
     assert (stats["accepted"], stats["connections"]) == (20, 1)
     stack.close()
+
+
+@pytest.mark.parametrize(
+    ("raw_request", "status"),
+    [
+        (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (b"BREW /health HTCPCP/1.0\r\n\r\n", 400),
+        (
+            b"GET /health HTTP/1.1\r\n"
+            + b"".join(b"X-%d: 1\r\n" % n for n in range(120))
+            + b"\r\n",
+            431,
+        ),
+    ],
+)
+def test_requests_gunicorn_refuses_are_problems_too(stack, raw_request, status):
+    """Hostile HTTP never reaches Flask, and still gets a problem+json answer."""
+    host, port = stack.service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(raw_request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d" % status), head
+    assert b"Content-Type: application/problem+json" in head
+    assert b"X-Content-Type-Options: nosniff" in head
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["success"] is False
+    assert b"aaaa" not in body and b"BREW" not in body  # gunicorn's message quotes the request
