@@ -60,9 +60,9 @@ class RawHttpsServer:
             thread.start()
 
     def _serve(self, raw: socket.socket) -> None:
-        self._open.append(raw)
         try:
             with self._context.wrap_socket(raw, server_side=True) as conn:
+                self._open.append(conn)  # wrapping moved the descriptor: stop() shuts this one
                 while not self._stop.is_set():
                     request = _read_request(conn)
                     if request is None:
