@@ -1,0 +1,42 @@
+"""The image (no Docker engine here to build it; hadolint lints it in `make test`): non-root,
+dependencies before code, a health check, gunicorn as the command, no secret let in."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LINES = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+IGNORED = set((ROOT / ".dockerignore").read_text().split())
+
+
+def index_of(prefix: str) -> int:
+    return next(n for n, line in enumerate(LINES) if line.startswith(prefix))
+
+
+def test_base_image_and_command():
+    assert LINES[0] == "FROM python:3.12-slim"
+    assert LINES[-1] == 'CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]'
+
+
+def test_dependencies_are_installed_before_the_code_is_copied():
+    assert (
+        index_of("COPY requirements.txt")
+        < index_of("RUN pip install")
+        < index_of("COPY --chown=root:root app/")
+    )
+
+
+def test_runs_as_a_non_root_user():
+    users = [line for line in LINES if line.startswith("USER ")]
+    assert users and users[-1] not in ("USER root", "USER 0")
+    assert index_of("USER ") < index_of("CMD ")
+
+
+def test_health_check_asks_health():
+    health = " ".join(LINES[index_of("HEALTHCHECK") : index_of("CMD ")])
+    assert "/health" in health
+
+
+def test_no_secret_goes_in():
+    assert {".env", "*.pem", "*.key", ".git", ".venv", ".demo"} <= IGNORED
+    assert not any(line.startswith(("ENV VONAGE", "ENV API_KEYS", "ARG")) for line in LINES)
+    assert "COPY . ." not in LINES
