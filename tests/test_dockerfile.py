@@ -28,7 +28,7 @@ def test_dependencies_are_installed_before_the_code_is_copied():
 def test_runs_as_a_non_root_user():
     users = [line for line in LINES if line.startswith("USER ")]
     assert users and users[-1] not in ("USER root", "USER 0")
-    assert index_of("USER ") < index_of("CMD ")
+    assert index_of("USER ") < index_of('CMD ["gunicorn"')
 
 
 def test_health_check_asks_health():
