@@ -32,8 +32,9 @@ def test_runs_as_a_non_root_user():
 
 
 def test_health_check_asks_health():
-    health = " ".join(LINES[index_of("HEALTHCHECK") : index_of("CMD ")])
-    assert "/health" in health
+    start = index_of("HEALTHCHECK")
+    health = " ".join(LINES[start : start + 2])  # the instruction and its continuation line
+    assert "CMD" in health and "/health" in health
 
 
 def test_no_secret_goes_in():
