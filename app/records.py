@@ -58,9 +58,11 @@ def apply_status(existing: Record | None, event: dict[str, object]) -> Record:
     """Apply a parsed status webhook (see parse_status_webhook) to a record."""
     record = existing if existing is not None else _unknown_message(event)
     record = apply_event(dict(record), event)
-    # A late receipt that changed nothing must not bring its error or price along.
+    # A late receipt that changed nothing must not bring its error along: a `rejected` after
+    # `delivered` leaves a delivered message without one. Its price is still kept when none is
+    # known yet: Vonage reports what it charged, whatever the order.
     took_effect = record["status"] == event["status"] and record["status_at"] == event["timestamp"]
-    if event.get("error") and (took_effect or record["error"] is None):
+    if event.get("error") and took_effect:
         record["error"] = event["error"]
     if event.get("price") is not None and (took_effect or record["price"] is None):
         record["price"], record["currency"] = event["price"], event.get("currency")

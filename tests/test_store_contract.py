@@ -105,6 +105,16 @@ def test_failures_keep_their_error(store, final):
     assert later["status"] == final  # the first final status stays
 
 
+def test_a_late_failure_brings_no_error_to_a_delivered_message(store):
+    """Found in review: the error of a `rejected` after `delivered` was kept anyway."""
+    store.save_sent(sent())
+    store.apply_status(event("delivered", "2026-01-01T10:00:05Z"))
+    record = store.apply_status(
+        event("rejected", "2026-01-01T10:00:09Z", error={"title": 1250, "detail": "Unroutable"})
+    )
+    assert (record["status"], record["error"]) == ("delivered", None)
+
+
 def test_the_same_webhook_twice_adds_one_history_entry(store):
     store.save_sent(sent())
     store.apply_status(event("submitted", "2026-01-01T10:00:01Z"))
