@@ -22,6 +22,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from .bearer import bearer_credentials
 from .errors import ApiProblem
 
 bp = Blueprint("metrics", __name__)
@@ -66,10 +67,8 @@ def observe_request(route: str, method: str, status: int, duration_s: float) -> 
 def get_metrics():
     token = current_app.extensions["settings"].metrics_token
     if token:
-        scheme, _, presented = request.headers.get("Authorization", "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            presented.strip().encode(), token.encode()
-        ):
+        presented = bearer_credentials(request.headers.get("Authorization", "")) or ""
+        if not hmac.compare_digest(presented.encode(), token.encode()):
             raise ApiProblem(
                 401,
                 "unauthorized",

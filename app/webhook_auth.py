@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import jwt
 
+from .bearer import bearer_credentials
 from .errors import ApiProblem
 
 FUTURE_LEEWAY_S = 60
@@ -50,12 +51,12 @@ class BadSignature(ApiProblem):
 
 def bearer_token(authorization: str) -> str:
     """The token of an `Authorization: Bearer` header; MissingToken when there is none."""
-    scheme, _, token = authorization.strip().partition(" ")
     if not authorization.strip():
         raise MissingToken()
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_credentials(authorization)
+    if token is None:
         raise BadSignature("The Authorization header must be 'Bearer <JWT>'.")
-    return token.strip()
+    return token
 
 
 def verify_signature(token: str, secrets: Sequence[str]) -> dict[str, object]:

@@ -106,6 +106,8 @@ def test_metrics_token(make_app, settings):
     assert (
         client.get("/metrics", headers={"Authorization": "Bearer wrong-token"}).status_code == 401
     )
+    bare = client.get("/metrics", headers={"Authorization": "metrics-token-0123456789"})
+    assert bare.status_code == 401  # the token without the Bearer scheme
     granted = client.get("/metrics", headers={"Authorization": "Bearer metrics-token-0123456789"})
     assert granted.status_code == 200
 
