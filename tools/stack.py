@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,10 +118,8 @@ def free_port() -> int:
 def start_emulator(
     credentials: Credentials, port: int = 0, env: Mapping[str, str] | None = None
 ) -> Process:
-    """Start `python -m emulator` and wait for its ready line."""
-    log_path = credentials.folder / f"emulator-{port or 'any'}-{os.getpid()}.log"
-    command = [
-        sys.executable, "-m", "emulator",
+    """Start the emulator with these credentials and wait for its ready line."""
+    arguments = [
         "--host", "127.0.0.1",
         "--port", str(port),
         "--certs", str(credentials.certs),
@@ -130,13 +128,24 @@ def start_emulator(
     ]  # fmt: skip
     environment = {**os.environ, "VONAGE_SIGNATURE_SECRET": credentials.signature_secret}
     environment.update(env or {})
+    log_path = credentials.folder / f"emulator-{port or 'any'}-{os.getpid()}.log"
+    return launch_emulator(arguments, environment, log_path)
+
+
+def launch_emulator(arguments: list[str], env: Mapping[str, str], log_path: Path) -> Process:
+    """Run `python -m emulator <arguments>` with exactly `env`, stderr to `log_path`, and
+    wait for its one line on stdout: `emulator listening on <url>`."""
     with open(log_path, "wb") as log:
         popen = subprocess.Popen(
-            command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=log, text=True
+            [sys.executable, "-m", "emulator", *arguments],
+            cwd=ROOT,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
         )
     process = Process(popen, log_path, "", "emulator")
-    line = _read_ready_line(process)
-    process.url = line.rsplit(" ", 1)[-1]
+    process.url = _read_ready_line(process).removeprefix(_READY_PREFIX)
     return process
 
 
@@ -177,7 +186,7 @@ def start_service(
             command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
         )
     process = Process(popen, log_path, f"http://127.0.0.1:{port}", app)
-    _wait_for_health(process)
+    _wait_until_ready(process, lambda: _answers_health(process.url))
     return process
 
 
@@ -201,16 +210,9 @@ def start_redis(folder: Path, port: int = 0) -> Process:
     ]  # fmt: skip
     with open(log_path, "wb") as log:
         popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    process = Process(popen, log_path, f"redis://127.0.0.1:{port}/0", "redis")
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline and popen.poll() is None:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
-            s.sendall(b"PING\r\n")
-            if s.recv(16).startswith(b"+PONG"):
-                return process
-        time.sleep(0.05)
-    process.stop()
-    raise RuntimeError(f"redis-server did not start:\n{process.log()}")
+    process = Process(popen, log_path, f"redis://127.0.0.1:{port}/0", "redis-server")
+    _wait_until_ready(process, lambda: _answers_ping(port))
+    return process
 
 
 @contextlib.contextmanager
@@ -245,13 +247,16 @@ def wired_stack(
             yield emulator, service
 
 
+_READY_PREFIX = "emulator listening on "
+
+
 def _read_ready_line(process: Process) -> str:
     selector = selectors.DefaultSelector()
     selector.register(process.popen.stdout, selectors.EVENT_READ)
     try:
         if selector.select(READY_TIMEOUT_S):
             line = process.popen.stdout.readline().strip()
-            if line.startswith("emulator listening on "):
+            if line.startswith(_READY_PREFIX):
                 return line
     finally:
         selector.close()
@@ -259,15 +264,25 @@ def _read_ready_line(process: Process) -> str:
     raise RuntimeError(f"the emulator did not start:\n{process.log()}")
 
 
-def _wait_for_health(process: Process) -> None:
+def _wait_until_ready(process: Process, ready: Callable[[], bool]) -> None:
+    """Poll `ready` while the process lives; stop it and say why if it never gets there."""
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.popen.poll() is not None:
-            break
-        health = process.url + "/health"
-        with contextlib.suppress(OSError), urllib.request.urlopen(health, timeout=1) as answer:  # noqa: S310
-            if answer.status == 200:
-                return
-        time.sleep(0.1)
+    while time.monotonic() < deadline and process.popen.poll() is None:
+        if ready():
+            return
+        time.sleep(0.05)
     process.stop()
     raise RuntimeError(f"{process.name} did not start:\n{process.log()}")
+
+
+def _answers_health(url: str) -> bool:
+    with contextlib.suppress(OSError), urllib.request.urlopen(url + "/health", timeout=1) as answer:  # noqa: S310
+        return answer.status == 200
+    return False
+
+
+def _answers_ping(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as conn:
+        conn.sendall(b"PING\r\n")
+        return conn.recv(16).startswith(b"+PONG")
+    return False

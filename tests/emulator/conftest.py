@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,13 +18,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from emulator.tls import ensure_certificates
+from tests.conftest import shared_file
+from tools.stack import Process, launch_emulator
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_VONAGE = REPO.parent / "shared" / "vonage"
 APPLICATION_ID = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
 SECRET = "emulator-tests-signature-secret-0123456789"  # >= 32 bytes: PyJWT verifies it silently
 API_KEY = "abcd1234"
-READY_TIMEOUT_S = 15.0
 EMULATOR_ENV_NAMES = [
     "EMULATOR_HOST",
     "EMULATOR_PORT",
@@ -50,14 +46,16 @@ EMULATOR_ENV_NAMES = [
 class Emulator:
     """A running emulator process and how to reach it."""
 
-    url: str
+    process: Process
     ca: Path
-    process: subprocess.Popen[str]
-    log_path: Path
     private_key: rsa.RSAPrivateKey
     application_id: str = APPLICATION_ID
     secret: str = SECRET  # the signature secret its webhooks are signed with
     api_key: str = API_KEY
+
+    @property
+    def url(self) -> str:
+        return self.process.url
 
     def token(self, **overrides: object) -> str:
         """Sign an application JWT as the Vonage SDK does; overrides replace claims."""
@@ -90,7 +88,7 @@ class Emulator:
 
     def log(self) -> str:
         """Read what the emulator wrote to stderr so far."""
-        return self.log_path.read_text()
+        return self.process.log()
 
 
 @dataclass
@@ -204,50 +202,17 @@ def start_emulator(
         log_path = tmp_path_factory.mktemp("emulator") / "stderr.log"
         environ = {k: v for k, v in os.environ.items() if k not in EMULATOR_ENV_NAMES}
         environ.update(env or {})
-        command = [sys.executable, "-m", "emulator", "--port", "0", "--certs", str(certs)]
-        command += ["--application-id", APPLICATION_ID, "--public-key", str(key or key_file)]
-        with log_path.open("w") as log:
-            process = subprocess.Popen(
-                [*command, *flags],
-                cwd=REPO,
-                env=environ,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
-            )
+        arguments = ["--port", "0", "--certs", str(certs), "--application-id", APPLICATION_ID]
+        arguments += ["--public-key", str(key or key_file), *flags]
         emulator = Emulator(
-            _ready_url(process, log_path), certs / "ca.pem", process, log_path, private_key
+            launch_emulator(arguments, environ, log_path), certs / "ca.pem", private_key
         )
         running.append(emulator)
         return emulator
 
     yield start
     for emulator in running:
-        stop(emulator.process)
-
-
-def stop(process: subprocess.Popen[str]) -> int:
-    """Stop a process politely, then firmly; close its pipe; return its exit code."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process.stdout:
-        process.stdout.close()
-    return process.returncode
-
-
-def _ready_url(process: subprocess.Popen[str], log_path: Path) -> str:
-    assert process.stdout is not None
-    readable, _, _ = select.select([process.stdout], [], [], READY_TIMEOUT_S)
-    line = process.stdout.readline() if readable else ""
-    if not line.startswith("emulator listening on https://"):
-        stop(process)
-        pytest.fail(f"emulator did not start: {line!r}; stderr: {log_path.read_text()}")
-    return line.strip().removeprefix("emulator listening on ")
+        emulator.process.stop(timeout_s=5)
 
 
 @pytest.fixture(scope="session")
@@ -311,6 +276,4 @@ def emulator(shared_emulator: Emulator, receiver: Receiver) -> Emulator:
 @pytest.fixture(scope="session")
 def vonage_contract() -> Path:
     """The folder of Vonage's published contract, or a skip saying why it is missing."""
-    if not (SHARED_VONAGE / "messages-api.yml").is_file():
-        pytest.skip(f"../shared/vonage not found: expected it at {SHARED_VONAGE}")
-    return SHARED_VONAGE
+    return shared_file("messages-api.yml").parent

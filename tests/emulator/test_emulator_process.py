@@ -31,7 +31,7 @@ def test_public_key_pem_is_accepted_and_localhost_is_trusted(start_emulator, tmp
         )
     )
     by_public_key = start_emulator(key=public)
-    by_public_key.url = by_public_key.url.replace("127.0.0.1", "localhost")
+    by_public_key.process.url = by_public_key.url.replace("127.0.0.1", "localhost")
     assert by_public_key.send(sms()).status_code == 202
 
 
@@ -53,8 +53,8 @@ def test_sigterm_stops_cleanly_even_while_a_request_hangs(start_emulator, sms):
         time.sleep(0.02)
 
     started = time.monotonic()
-    emulator.process.send_signal(signal.SIGTERM)
-    assert emulator.process.wait(5) == 0
+    emulator.process.popen.send_signal(signal.SIGTERM)
+    assert emulator.process.popen.wait(5) == 0
     assert time.monotonic() - started < 3
     hung.join(10)
     assert len(answers) == 1 and isinstance(answers[0], requests.ConnectionError)
@@ -63,8 +63,8 @@ def test_sigterm_stops_cleanly_even_while_a_request_hangs(start_emulator, sms):
 def test_sigint_also_exits_zero(start_emulator):
     """Ctrl-C in a terminal is a normal stop too."""
     emulator = start_emulator()
-    emulator.process.send_signal(signal.SIGINT)
-    assert emulator.process.wait(5) == 0
+    emulator.process.popen.send_signal(signal.SIGINT)
+    assert emulator.process.popen.wait(5) == 0
 
 
 @pytest.mark.parametrize(
