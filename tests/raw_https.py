@@ -1,5 +1,5 @@
 """A bare HTTPS server on 127.0.0.1 for failures `responses` cannot fake: a closed connection
-after the request was read, an answer that never comes, a refused port."""
+after the request was read, an answer that never comes."""
 
 from __future__ import annotations
 
@@ -105,10 +105,3 @@ def _read_request(conn: ssl.SSLSocket) -> bytes | None:
             return None
         body += chunk
     return head + b"\r\n\r\n" + body
-
-
-def free_port() -> int:
-    """A port nothing listens on (just released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

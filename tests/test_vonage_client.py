@@ -9,7 +9,8 @@ import pytest
 
 from app.vonage_auth import RENEW_AFTER_S, TOKEN_LIFETIME_S, CachedJwtAuth
 from tests.conftest import APPLICATION_ID, AUTH, UUID, VALID_BODY, VONAGE_SMS_URL
-from tests.raw_https import RawHttpsServer, answer_202, close_without_answer, free_port
+from tests.raw_https import RawHttpsServer, answer_202, close_without_answer
+from tools.stack import free_port
 
 
 class FakeClock:
