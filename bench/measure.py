@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.loadgen import run_wrk
 from bench.proc import tree_cpu_seconds, tree_pids
-from bench.upstream import Upstream
+from tools.emulator_client import EmulatorClient
 from tools.stack import Credentials, Process
 
 EMULATOR_MESSAGE_CAP = 10_000  # /_emulator/messages keeps only the newest ones
@@ -60,7 +60,7 @@ def measure_http(
     name: str,
     target: Process,
     emulator: Process,
-    upstream: Upstream,
+    upstream: EmulatorClient,
     api_key: str,
     concurrency: int,
     timing: Timing,
@@ -120,7 +120,7 @@ def measure_floor(
     name: str,
     credentials: Credentials,
     emulator: Process,
-    upstream: Upstream,
+    upstream: EmulatorClient,
     concurrency: int,
     timing: Timing,
     latency_ms: int,
@@ -177,7 +177,9 @@ def measure_floor(
     )
 
 
-def _match_log(path: Path, offset: int, accepted: int, upstream: Upstream) -> tuple[bool, str]:
+def _match_log(
+    path: Path, offset: int, accepted: int, upstream: EmulatorClient
+) -> tuple[bool, str]:
     """Match the service's logged 200s (and their message_uuids) to the emulator's messages."""
     uuids = []
     with open(path, "rb") as log:

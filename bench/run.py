@@ -22,7 +22,7 @@ from bench import report
 from bench.loadgen import wrk_available
 from bench.measure import Level, Timing, measure_floor, measure_http
 from bench.processes import redis_unavailable_reason
-from bench.upstream import Upstream
+from tools.emulator_client import EmulatorClient
 from tools.stack import (
     ROOT,
     Credentials,
@@ -155,7 +155,7 @@ def measure_all(
     for latency in args.latencies:
         emulator_env = {"EMULATOR_LATENCY_MS": str(latency), "EMULATOR_QUIET": "1"}
         with running(start_emulator(credentials, env=emulator_env)) as emulator:
-            upstream = Upstream(emulator.url, credentials.ca)
+            upstream = EmulatorClient(emulator.url, credentials.ca)
             for configuration in configurations:
                 helpers = [redis.popen.pid] if redis and configuration.needs_redis else []
                 with started(configuration, credentials, emulator, redis) as target:
@@ -176,7 +176,7 @@ def _measure(
     target: Process | None,
     credentials: Credentials,
     emulator: Process,
-    upstream: Upstream,
+    upstream: EmulatorClient,
     concurrency: int,
     timing: Timing,
     latency: int,

@@ -24,7 +24,7 @@ from bench.proc import tree_pids, tree_rss_bytes
 from bench.report import machine
 from bench.soak_checks import MB
 from bench.soak_mix import MIX, Answer, make_sender
-from bench.upstream import Upstream
+from tools.emulator_client import EmulatorClient
 from tools.stack import (
     ROOT,
     Process,
@@ -44,7 +44,7 @@ COLLECT_AFTER = 4000  # fetch /_emulator/messages (newest 10 000) after this man
 class Monitor:
     """During the run: sample RSS, and snapshot accepted messages before the emulator drops any."""
 
-    def __init__(self, service: Process, upstream: Upstream) -> None:
+    def __init__(self, service: Process, upstream: EmulatorClient) -> None:
         self.service, self.upstream = service, upstream
         self.rss: list[tuple[float, int]] = []
         self.accepted: dict[str, str] = {}  # message_uuid -> to
@@ -116,7 +116,7 @@ def soak(args: argparse.Namespace, folder: Path) -> Soak:
         "MAX_MESSAGES": str(args.max_messages),  # the record store is full before RSS counts
     }
     with running(start_emulator(credentials, env=emulator_env)) as emulator:
-        upstream = Upstream(emulator.url, credentials.ca)
+        upstream = EmulatorClient(emulator.url, credentials.ca)
         env = service_environment(credentials, emulator, **overrides)
         with running(start_service(folder, env)) as service:
             workers_before = tree_pids(service.popen.pid)[1:]

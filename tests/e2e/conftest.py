@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from tools.emulator_client import EmulatorClient
 from tools.stack import (
     ensure_credentials,
     running,
@@ -20,9 +21,7 @@ class Stack:
     def __init__(self, credentials, emulator, service):
         self.credentials, self.emulator, self.service = credentials, emulator, service
         self.http = requests.Session()
-        self.upstream = requests.Session()
-        self.upstream.verify = str(credentials.ca)
-        self.upstream.trust_env = False  # REQUESTS_CA_BUNDLE in the shell would override verify
+        self.upstream = EmulatorClient(emulator.url, credentials.ca)
 
     def send(self, body: dict, api_key: str | None = None, **kwargs) -> requests.Response:
         key = self.credentials.api_key if api_key is None else api_key
@@ -35,13 +34,13 @@ class Stack:
         )
 
     def messages(self) -> list[dict]:
-        return self.upstream.get(self.emulator.url + "/_emulator/messages", timeout=5).json()
+        return self.upstream.messages()
 
     def stats(self) -> dict:
-        return self.upstream.get(self.emulator.url + "/_emulator/stats", timeout=5).json()
+        return self.upstream.stats()
 
     def reset(self) -> None:
-        self.upstream.delete(self.emulator.url + "/_emulator/messages", timeout=5)
+        self.upstream.reset()
 
     def close(self) -> None:
         self.http.close()

@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from emulator.magic import number_for
+from tools.emulator_client import EmulatorClient
 from tools.stack import wired_stack
 
 pytestmark = pytest.mark.slow
@@ -61,13 +62,9 @@ def test_rejected_receipt_carries_the_error(loop, credentials):
 
 def test_inbound_stop_blocks_the_next_send(loop, credentials):
     emulator, service = loop
-    upstream = requests.Session()
-    upstream.verify, upstream.trust_env = str(credentials.ca), False
+    upstream = EmulatorClient(emulator.url, credentials.ca)
     number = "14155550177"
-    inbound = upstream.post(
-        f"{emulator.url}/_emulator/inbound", json={"from": number, "text": "STOP"}, timeout=5
-    )
-    assert inbound.status_code == 202
+    assert upstream.inbound(number, "STOP").status_code == 202
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         opt_out = requests.get(
@@ -78,11 +75,11 @@ def test_inbound_stop_blocks_the_next_send(loop, credentials):
         if opt_out["opted_out"]:
             break
         time.sleep(0.1)
-    before = upstream.get(f"{emulator.url}/_emulator/stats", timeout=5).json()["requests"]
+    before = upstream.stats()["requests"]
 
     refused = send(service, credentials.api_key, "+" + number)
 
     assert refused.status_code == 422
     assert refused.json()["type"].endswith("/recipient-opted-out")
-    assert upstream.get(f"{emulator.url}/_emulator/stats", timeout=5).json()["requests"] == before
+    assert upstream.stats()["requests"] == before
     upstream.close()

@@ -9,6 +9,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tools.emulator_client import EmulatorClient
 from tools.stack import running, service_environment, start_emulator, start_redis, start_service
 
 pytestmark = pytest.mark.slow
@@ -27,12 +28,6 @@ def slow_emulator(credentials):
     """Answers after 200 ms, so that concurrent requests really overlap."""
     with running(start_emulator(credentials, env={"EMULATOR_LATENCY_MS": "200"})) as process:
         yield process
-
-
-def upstream(credentials):
-    session = requests.Session()
-    session.verify, session.trust_env = str(credentials.ca), False
-    return session
 
 
 def start(credentials, emulator, redis_url, **settings):
@@ -78,8 +73,8 @@ def post(service, credentials, headers=None, text="scale"):
 
 
 def test_the_key_limit_holds_across_workers(credentials, emulator, redis_process):
-    session = upstream(credentials)
-    session.delete(f"{emulator.url}/_emulator/messages")
+    upstream = EmulatorClient(emulator.url, credentials.ca)
+    upstream.reset()
     with running(
         start(credentials, emulator, redis_process.url, RATE_LIMIT="7 per minute")
     ) as service:
@@ -93,14 +88,14 @@ def test_the_key_limit_holds_across_workers(credentials, emulator, redis_process
     assert statuses.count(429) == 23
     # Every worker's samples are added up (prometheus-client's multiprocess mode).
     assert sent_counts(metrics) == {"200": 7.0, "429": 23.0}
-    assert len(session.get(f"{emulator.url}/_emulator/messages").json()) == 7
+    assert len(upstream.messages()) == 7
 
 
 def test_one_idempotency_key_sends_once_across_workers_and_restarts(
     credentials, slow_emulator, redis_process
 ):
-    session = upstream(credentials)
-    session.delete(f"{slow_emulator.url}/_emulator/messages")
+    upstream = EmulatorClient(slow_emulator.url, credentials.ca)
+    upstream.reset()
     headers = {"Idempotency-Key": "e2e-order-1"}
     with (
         running(start(credentials, slow_emulator, redis_process.url)) as service,
@@ -113,26 +108,26 @@ def test_one_idempotency_key_sends_once_across_workers_and_restarts(
     bodies = {a.text for a in answers if a.status_code == 200}
     assert len(bodies) == 1
     assert all(a.headers.get("Retry-After") == "1" for a in answers if a.status_code == 409)
-    assert len(session.get(f"{slow_emulator.url}/_emulator/messages").json()) == 1
+    assert len(upstream.messages()) == 1
 
     with running(start(credentials, slow_emulator, redis_process.url)) as restarted:
         replay = post(restarted, credentials, headers)
     assert replay.status_code == 200
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.text in bodies
-    assert len(session.get(f"{slow_emulator.url}/_emulator/messages").json()) == 1
+    assert len(upstream.messages()) == 1
 
 
 def test_redis_outage_fails_closed_and_heals(credentials, emulator, tmp_path):
     redis_down_later = start_redis(tmp_path)
     port = redis_down_later.url.rsplit(":", 1)[1].split("/")[0]
-    session = upstream(credentials)
-    session.delete(f"{emulator.url}/_emulator/messages")
+    upstream = EmulatorClient(emulator.url, credentials.ca)
+    upstream.reset()
     try:
         with running(start(credentials, emulator, redis_down_later.url)) as service:
             assert post(service, credentials).status_code == 200
             redis_down_later.stop()
-            sent_before = session.get(f"{emulator.url}/_emulator/stats").json()["requests"]
+            sent_before = upstream.stats()["requests"]
 
             down = [post(service, credentials) for _ in range(5)]
 
@@ -140,7 +135,7 @@ def test_redis_outage_fails_closed_and_heals(credentials, emulator, tmp_path):
             assert {a.json()["type"].rsplit("/", 1)[1] for a in down} == {"storage-unavailable"}
             health = requests.get(f"{service.url}/health", timeout=5)
             assert (health.status_code, health.json()["storage"]) == (200, "unavailable")
-            assert session.get(f"{emulator.url}/_emulator/stats").json()["requests"] == sent_before
+            assert upstream.stats()["requests"] == sent_before
             assert service.popen.poll() is None and worker_count(service) == 3
 
             redis_down_later = start_redis(tmp_path, int(port))

@@ -1,4 +1,5 @@
-"""The emulator's inspection endpoints: counters, messages, reset, and waiting for quiet."""
+"""A client of the emulator's own endpoints: counters, messages, reset, inbound SMS, and
+waiting for quiet. Used by the end-to-end tests and the benchmark."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import requests
 
 
-class Upstream:
+class EmulatorClient:
     """Read and reset the Vonage emulator's counters over its own TLS."""
 
     def __init__(self, url: str, ca: Path) -> None:
@@ -32,6 +33,12 @@ class Upstream:
     def reset(self) -> None:
         """Forget messages and counters."""
         self.http.delete(self.url + "/_emulator/messages", timeout=10).raise_for_status()
+
+    def inbound(self, sender: str, text: str) -> requests.Response:
+        """POST /_emulator/inbound: have the emulator send a signed inbound-SMS webhook."""
+        return self.http.post(
+            self.url + "/_emulator/inbound", json={"from": sender, "text": text}, timeout=10
+        )
 
     def wait_until_quiet(self, settle_s: float = 0.5, timeout_s: float = 60) -> dict:
         """Wait until no request has reached the emulator for `settle_s`; return the stats.
