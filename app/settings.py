@@ -38,6 +38,8 @@ class Settings:
     vonage_api_host: str = "api.nexmo.com"
     vonage_timeout_s: int = 10
     vonage_max_retries: int = 2
+    vonage_max_in_flight: int = 256  # per process: the bulkhead and the connection pool
+    busy_wait_ms: int = 250  # a send waits this long for a free slot, then 503 service-busy
     rate_limit: str = "60 per minute"
     recipient_rate_limit: str = "5 per minute"
     auth_failure_limit: str = "10 per minute"
@@ -85,6 +87,8 @@ class Settings:
             ),
             vonage_timeout_s=reader.integer("VONAGE_TIMEOUT", 10, 1, 120),
             vonage_max_retries=reader.integer("VONAGE_MAX_RETRIES", 2, 0, 5),
+            vonage_max_in_flight=reader.integer("VONAGE_MAX_IN_FLIGHT", 256, 1, 10_000),
+            busy_wait_ms=reader.integer("BUSY_WAIT_MS", 250, 0, 5_000),
             rate_limit=reader.rate_limit("RATE_LIMIT", "60 per minute"),
             recipient_rate_limit=reader.rate_limit("RECIPIENT_RATE_LIMIT", "5 per minute"),
             auth_failure_limit=reader.rate_limit("AUTH_FAILURE_LIMIT", "10 per minute"),
