@@ -4,10 +4,23 @@ The configuration is checked here, once, in the master: a bad environment stops 
 boot with one clear error instead of workers failing one after another.
 """
 
-import glob
 import os
-import shutil
-import tempfile
+import sys
+
+# First, before anything imports ssl: the gevent worker needs the standard library patched,
+# and ssl patched after its import breaks every TLS call (RecursionError in
+# ssl.minimum_version). A worker class named on the command line (e.g. gthread, to compare)
+# opts out.
+_COMMAND_LINE = " ".join(sys.argv[1:]) + " " + os.environ.get("GUNICORN_CMD_ARGS", "")
+WORKER_CLASS_CHOSEN = "--worker-class" in _COMMAND_LINE or " -k" in f" {_COMMAND_LINE}"
+if not WORKER_CLASS_CHOSEN:
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import glob  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
 
 # Before anything imports prometheus_client, which chooses its multiprocess mode on import:
 # each worker writes its samples into this folder and /metrics adds them up.
@@ -16,14 +29,11 @@ if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sms-metrics-")
 METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
-import uuid  # noqa: E402
-
 from dotenv import load_dotenv  # noqa: E402
 from gunicorn import util as gunicorn_util  # noqa: E402
 
-from app.errors import problem_body, unreadable_request_problem  # noqa: E402
-from app.security import SECURITY_HEADERS  # noqa: E402
 from app.settings import ConfigError, Settings, env_file, read_environment  # noqa: E402
+from app.worker import write_unreadable  # noqa: E402
 
 if env_file():
     load_dotenv(env_file(), override=False)  # the real environment wins over .env
@@ -32,10 +42,10 @@ settings = Settings.from_environ(read_environment())
 
 
 def _workers() -> int:
-    """Without Redis, limits and records live in one process: one worker, many threads.
-    With Redis, all workers share them: 2 x CPUs + 1."""
+    """Without Redis, limits and records live in one process: one worker.
+    With Redis, all workers share them: one per CPU (each waits on Vonage in greenlets)."""
     requested = os.environ.get("WEB_CONCURRENCY", "").strip()
-    default = 2 * (os.cpu_count() or 1) + 1 if settings.redis_url else 1
+    default = (os.cpu_count() or 1) if settings.redis_url else 1
     if not requested:
         return default
     if not requested.isdigit() or int(requested) < 1:
@@ -49,9 +59,10 @@ def _workers() -> int:
 
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-worker_class = "gthread"
+worker_class = "app.worker.SmsWorker"  # gevent: a send waiting on Vonage costs a greenlet
 workers = _workers()
-threads = int(os.environ.get("THREADS", "16"))
+# Open connections per worker; past them a new one is answered 503 at once (app/worker.py).
+worker_connections = 10_000
 # Longer than a load balancer's idle timeout (often 60 s), so it never reuses a closed socket.
 keepalive = 75
 timeout = settings.request_deadline_s  # a send never outlives its worker
@@ -64,23 +75,9 @@ errorlog = "-"
 control_socket_disable = True
 
 
-def _write_problem(sock, status: int, reason: str, _message: str) -> None:
-    """gunicorn.util.write_error, but problem+json like every other refusal of the service."""
-    problem = unreadable_request_problem(status, reason)
-    body = problem_body(problem, uuid.uuid4().hex).encode()
-    headers = {
-        **SECURITY_HEADERS,
-        "Connection": "close",
-        "Content-Type": "application/problem+json",
-        "Content-Length": str(len(body)),
-    }
-    head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    gunicorn_util.write_nonblock(sock, (head + "\r\n").encode("latin-1") + body)
-
-
 # Requests gunicorn refuses before the app sees them (a malformed request line, headers too
 # large) would otherwise get an HTML page.
-gunicorn_util.write_error = _write_problem
+gunicorn_util.write_error = write_unreadable
 
 
 def on_starting(server) -> None:

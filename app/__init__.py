@@ -8,6 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import api, health, messages, metrics, openapi, optouts, webhooks
+from .bulkhead import Bulkhead
 from .errors import log_unhandled, register_error_handlers
 from .limits import RateLimits
 from .request_log import configure_logging, init_request_log
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["store"] = build_store(settings)
     RateLimits(app)
     SmsGateway.init_app(app)
+    Bulkhead.init_app(app)
     register_error_handlers(app)
     blueprints = (health.bp, api.bp, messages.bp, optouts.bp, webhooks.bp, metrics.bp, openapi.bp)
     for blueprint in blueprints:

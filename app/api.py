@@ -5,6 +5,7 @@ import logging
 from flask import Blueprint, current_app, g
 
 from .auth import require_api_key
+from .bulkhead import one_slot_per_send
 from .idempotency import idempotent
 from .limits import limit_per_api_key, limit_recipient
 from .metrics import SMS_ACCEPTED, SMS_SEGMENTS
@@ -13,7 +14,7 @@ from .phone import mask_number
 from .records import now_iso, sent_record
 from .sms import send_sms
 from .store import StorageUnavailable
-from .validation import parse_json_object, parse_send_sms, require_json
+from .validation import parse_json_object, parse_send_sms, require_json, with_body
 
 bp = Blueprint("api", __name__)
 logger = logging.getLogger("sms_service")
@@ -21,8 +22,10 @@ logger = logging.getLogger("sms_service")
 
 @bp.post("/send-sms")
 @require_json
-@require_api_key
+@require_api_key  # before the body is read: a stranger's slow body costs nothing
+@with_body
 @idempotent  # a replay costs no rate limit and never reaches Vonage
+@one_slot_per_send  # a shed send spends no limit
 @limit_per_api_key
 def post_send_sms():
     body = parse_json_object(g.raw_body)

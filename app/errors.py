@@ -10,6 +10,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_TYPE_BASE = "https://sms-service.example/problems/"
+READ_TIMEOUT_S = 10  # the server's bound from a request's first byte to its last
 logger = logging.getLogger("sms_service")
 
 # Werkzeug's own refusals, by status, under our stable slugs.
@@ -131,6 +132,16 @@ def problem_body(problem: ApiProblem, request_id: str | None) -> str:
         **problem.extra,
     }
     return json.dumps(body)
+
+
+def request_timeout_problem() -> ApiProblem:
+    """A request whose headers or body did not arrive within READ_TIMEOUT_S."""
+    return ApiProblem(
+        408,
+        "request-timeout",
+        "Request timeout",
+        f"The request did not arrive whole within {READ_TIMEOUT_S} s.",
+    )
 
 
 def unreadable_request_problem(status: int, reason: str) -> ApiProblem:

@@ -24,7 +24,12 @@ from .store import StorageUnavailable
 logger = logging.getLogger("sms_service")
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII
-NOT_KEPT_SLUGS = {"upstream-unavailable", "storage-unavailable", "upstream-account-error"}
+NOT_KEPT_SLUGS = {
+    "upstream-unavailable",
+    "storage-unavailable",
+    "upstream-account-error",
+    "service-busy",
+}
 KEPT_HEADERS = ("Content-Type",)
 
 

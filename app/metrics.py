@@ -16,6 +16,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -40,6 +41,10 @@ VONAGE_DURATION = Histogram(
     "sms_vonage_request_duration_seconds", "Time of one call to Vonage (one attempt)."
 )
 VONAGE_OUTCOMES = Counter("sms_vonage_outcomes", "Outcomes of calls to Vonage.", ["outcome"])
+SENDS_IN_FLIGHT = Gauge(
+    "sms_sends_in_flight", "Sends holding a slot of the bulkhead.", multiprocess_mode="livesum"
+)
+SENDS_SHED = Counter("sms_sends_shed", "Sends refused 503 service-busy: no slot in time.")
 VONAGE_RETRIES = Counter("sms_vonage_retries", "Calls to Vonage tried again.", ["reason"])
 RATE_LIMITED = Counter("sms_rate_limited", "Requests refused by a rate limit.", ["limit"])
 IDEMPOTENCY = Counter(

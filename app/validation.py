@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from flask import g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .errors import ApiProblem, InvalidPayload
+from .errors import ApiProblem, InvalidPayload, request_timeout_problem
 from .phone import EXAMPLE, InvalidNumber, e164, parse_number
 from .settings import Settings
 from .sms_encoding import Encoded, encode, non_gsm7_characters, smart_encode
@@ -51,7 +51,7 @@ class SmsRequest:
 
 
 def require_json(view):
-    """Refuse a body that is not JSON (415) or too large (413), before anything else runs."""
+    """Refuse a body that is not JSON (415) or declared too large (413), without reading it."""
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
@@ -62,6 +62,19 @@ def require_json(view):
                 "Unsupported media type",
                 "Send the body as JSON with Content-Type: application/json.",
             )
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            raise RequestEntityTooLarge()
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def with_body(view):
+    """Read the body into g.raw_body; placed after authentication, so a stranger's slow
+    or large body is never read."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
         g.raw_body = read_body()
         return view(*args, **kwargs)
 
@@ -81,11 +94,15 @@ def read_body() -> bytes:
     """Read the whole body, refusing it once it passes MAX_BODY_BYTES.
 
     Werkzeug refuses a Content-Length over MAX_CONTENT_LENGTH, but quietly truncates a
-    chunked body at it; reading one byte past the limit turns that into a 413 too.
+    chunked body at it; reading one byte past the limit turns that into a 413 too. A body
+    that stalls past the server's read deadline (app/worker.py) is a 408.
     """
     chunks, size = [], 0
     while size <= MAX_BODY_BYTES:
-        chunk = request.stream.read(MAX_BODY_BYTES + 1 - size)
+        try:
+            chunk = request.stream.read(MAX_BODY_BYTES + 1 - size)
+        except TimeoutError:
+            raise request_timeout_problem() from None
         if not chunk:
             break
         chunks.append(chunk)

@@ -84,11 +84,10 @@ def verify_signature(token: str, secrets: Sequence[str]) -> dict[str, object]:
 
 def check_claims(
     claims: dict[str, object],
-    body: bytes,
     max_age_s: int,
     clock: Callable[[], float] = time.time,
 ) -> None:
-    """Check the token's age and issuer, then payload_hash against the raw body."""
+    """Check the token's age and issuer (before the body is read)."""
     issued_at = claims.get("iat")
     now = clock()
     if not isinstance(issued_at, (int, float)) or isinstance(issued_at, bool):
@@ -99,6 +98,10 @@ def check_claims(
         raise BadSignature("The token is issued in the future.")
     if "iss" in claims and claims["iss"] != "Vonage":
         raise BadSignature("The token is not issued by Vonage.")
+
+
+def check_payload_hash(claims: dict[str, object], body: bytes) -> None:
+    """Check the token's payload_hash against the raw body."""
     expected = hashlib.sha256(body).hexdigest()
     presented = claims.get("payload_hash")
     if not isinstance(presented, str) or not hmac.compare_digest(presented, expected):

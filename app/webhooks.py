@@ -13,7 +13,13 @@ from .metrics import INBOUND, RECEIPTS
 from .phone import mask_digits
 from .records import is_known_status, parse_status_webhook
 from .validation import read_body
-from .webhook_auth import MissingToken, bearer_token, check_claims, verify_signature
+from .webhook_auth import (
+    MissingToken,
+    bearer_token,
+    check_claims,
+    check_payload_hash,
+    verify_signature,
+)
 
 bp = Blueprint("webhooks", __name__)
 logger = logging.getLogger("sms_service")
@@ -55,20 +61,24 @@ def post_inbound_webhook():
 
 
 def _verified_json() -> object:
-    """Check the signature over the raw body, and only then parse it."""
+    """Check the token before reading the body (a stranger's body costs nothing), then the
+    body against the token's payload_hash, and only then parse it."""
+    claims = _verified_claims()
     raw = read_body()
-    _verify(raw)
+    if claims is not None:
+        check_payload_hash(claims, raw)
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
         raise InvalidPayload({"body": "must be valid JSON"}) from None
 
 
-def _verify(raw: bytes) -> None:
+def _verified_claims() -> dict[str, object] | None:
+    """The signed token's claims; None when unsigned webhooks are allowed and this is one."""
     settings = current_app.extensions["settings"]
     if not settings.signature_secrets:
         if settings.webhook_allow_unsigned:
-            return
+            return None
         raise ApiProblem(
             503,
             "webhook-not-configured",
@@ -79,7 +89,8 @@ def _verify(raw: bytes) -> None:
         token = bearer_token(request.headers.get("Authorization", ""))
     except MissingToken:
         if settings.webhook_allow_unsigned:
-            return
+            return None
         raise
     claims = verify_signature(token, settings.signature_secrets)
-    check_claims(claims, raw, settings.webhook_max_age_s)
+    check_claims(claims, settings.webhook_max_age_s)
+    return claims

@@ -22,7 +22,8 @@ def test_the_settings_read_the_variables_we_expect():
         "API_KEYS",
         "RATE_LIMIT",
         "PORT",
-        "THREADS",
+        "VONAGE_MAX_IN_FLIGHT",
+        "BUSY_WAIT_MS",
     } <= variables_read()
 
 

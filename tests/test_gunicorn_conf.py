@@ -1,58 +1,98 @@
-"""gunicorn.conf.py: one worker without Redis (more is refused), 2 x CPUs + 1 with it."""
+"""gunicorn.conf.py: the gevent worker, patched before ssl; one worker without Redis (more
+is refused), one per CPU with it.
 
+The file is loaded in a child process: it monkey-patches the standard library, which must
+not happen to the test process.
+"""
+
+import json
 import os
-import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from app.settings import ConfigError
-
-CONF = str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py")
+ROOT = Path(__file__).resolve().parents[1]
+SHOWN = ("workers", "worker_class", "worker_connections", "bind", "timeout", "keepalive")
+# Warnings are errors in the child: a MonkeyPatchWarning (ssl imported before gevent patched
+# it) is the RecursionError of every TLS call waiting to happen.
+LOADER = f"""
+import json, runpy
+conf = runpy.run_path("gunicorn.conf.py")
+import gevent.monkey, ssl
+shown = {{name: conf[name] for name in {SHOWN!r}}}
+shown["ssl_patched"] = gevent.monkey.is_module_patched("ssl")
+shown["ssl_context"] = ssl.SSLContext.__module__
+print(json.dumps(shown))
+"""
 
 
 @pytest.fixture
-def environment(monkeypatch, test_env, tmp_path):
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # restored after the test
-    for name in ("REDIS_URL", "WEB_CONCURRENCY", "THREADS", "PORT", "VONAGE_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ENV_FILE", "")
-    for name, value in test_env.items():
-        monkeypatch.setenv(name, value)
-    return monkeypatch
+def environment(test_env, tmp_path):
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return {**keep, **test_env, "ENV_FILE": "", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
 
 
-def load() -> dict:
-    return runpy.run_path(CONF)
+def load(environment: dict[str, str]) -> dict:
+    child = subprocess.run(
+        [sys.executable, "-W", "error", "-c", LOADER],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if child.returncode != 0:
+        raise AssertionError(child.stderr)
+    return json.loads(child.stdout)
 
 
 def test_defaults_without_redis(environment):
-    conf = load()
-    assert (conf["workers"], conf["threads"], conf["worker_class"]) == (1, 16, "gthread")
+    conf = load(environment)
+    assert (conf["workers"], conf["worker_class"]) == (1, "app.worker.SmsWorker")
+    assert conf["worker_connections"] == 10_000
     assert conf["bind"] == "0.0.0.0:8000"
     assert conf["timeout"] == 30  # 2 x VONAGE_TIMEOUT + 10
+    assert conf["keepalive"] > 60  # outlives a load balancer's idle connections
+
+
+def test_gevent_patches_ssl_before_anything_imports_it(environment):
+    """Loading the configuration patches the standard library first, without a warning."""
+    conf = load(environment)
+    assert conf["ssl_patched"] is True
+    assert conf["ssl_context"].startswith("gevent")
+
+
+def test_a_worker_class_on_the_command_line_skips_the_patch(environment):
+    """Comparing with gthread must measure real threads, not greenlets."""
+    conf = load({**environment, "GUNICORN_CMD_ARGS": "--worker-class gthread --threads 64"})
+    assert conf["ssl_patched"] is False
 
 
 def test_several_workers_need_redis(environment):
-    environment.setenv("WEB_CONCURRENCY", "3")
-    with pytest.raises(ConfigError, match="REDIS_URL"):
-        load()
+    with pytest.raises(AssertionError, match="REDIS_URL"):
+        load({**environment, "WEB_CONCURRENCY": "3"})
 
 
-def test_with_redis_the_default_is_two_per_cpu_plus_one(environment):
-    environment.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
-    assert load()["workers"] == 2 * (os.cpu_count() or 1) + 1
+def test_with_redis_the_default_is_one_per_cpu(environment):
+    conf = load({**environment, "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert conf["workers"] == (os.cpu_count() or 1)
 
 
 def test_web_concurrency_overrides(environment):
-    environment.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
-    environment.setenv("WEB_CONCURRENCY", "3")
-    environment.setenv("PORT", "9000")
-    conf = load()
+    conf = load(
+        {
+            **environment,
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "WEB_CONCURRENCY": "3",
+            "PORT": "9000",
+        }
+    )
     assert (conf["workers"], conf["bind"]) == (3, "0.0.0.0:9000")
 
 
 def test_a_bad_environment_stops_the_boot(environment):
-    environment.delenv("API_KEYS")
-    with pytest.raises(ConfigError, match="API_KEYS"):
-        load()
+    environment.pop("API_KEYS")
+    with pytest.raises(AssertionError, match=r"ConfigError.*API_KEYS"):
+        load(environment)

@@ -1,0 +1,180 @@
+"""The gunicorn worker: gevent, so a send waiting on Vonage costs a greenlet, not a thread.
+
+gunicorn's gevent worker, with three guards against clients that cost a thread elsewhere:
+- a request must arrive whole (headers and body) within READ_TIMEOUT_S of its first byte,
+  else it is answered 408 and the connection closed;
+- an idle keep-alive connection waits up to gunicorn's `keepalive` for its next request,
+  then is closed quietly;
+- past `worker_connections` open connections, a new one is answered 503 `service-busy` at
+  once instead of waiting unaccepted in the kernel's backlog.
+
+gevent must patch the standard library before anything imports ssl: gunicorn.conf.py does it
+on its first line, so this module may assume a patched `socket`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import resource
+import socket
+import time
+import uuid
+
+from gunicorn import util as gunicorn_util
+from gunicorn.workers.ggevent import GeventWorker
+
+from .errors import (
+    READ_TIMEOUT_S,
+    ApiProblem,
+    problem_body,
+    request_timeout_problem,
+    unreadable_request_problem,
+)
+from .security import SECURITY_HEADERS
+
+DRAIN_S = 1.0  # how long a refused connection may finish sending before it is closed
+FD_RESERVE = 512  # descriptors kept for Vonage, Redis, logs and metrics files
+logger = logging.getLogger("sms_service")
+
+
+class RequestTimeout(TimeoutError):
+    """The client took longer than READ_TIMEOUT_S to send its request."""
+
+
+class SmsWorker(GeventWorker):
+    """gunicorn's gevent worker with bounded reads and an answer past the connection cap."""
+
+    def init_process(self):
+        self.serving_limit = _raise_descriptor_limit(self.cfg.worker_connections, self.log)
+        # Accept up to twice the cap: the surplus is answered 503 at once, not left waiting.
+        self.worker_connections = 2 * self.serving_limit
+        self.open_connections = 0
+        super().init_process()
+
+    def handle(self, listener, client, addr):
+        self.open_connections += 1
+        try:
+            if self.open_connections > self.serving_limit:
+                refuse_busy(client)
+                return
+            super().handle(listener, _ClientSocket(client, self.cfg.keepalive), addr)
+        finally:
+            self.open_connections -= 1
+
+    def handle_request(self, listener_name, req, sock, addr):
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
+        finally:
+            sock.request_done()
+
+    def handle_error(self, req, client, addr, exc):
+        if isinstance(exc, RequestTimeout):
+            self.log.info("closing a connection whose request did not arrive in time")
+            write_problem(client, request_timeout_problem(), "Request Timeout")
+            return
+        super().handle_error(req, client, addr, exc)
+
+
+class _ClientSocket:
+    """A client socket whose reads keep to two clocks: `idle_s` before a request's first
+    byte (then it reads as closed), READ_TIMEOUT_S from that byte to the request's end.
+    Once a request was too slow, the connection reads as closed: it is not reused."""
+
+    def __init__(self, sock: socket.socket, idle_s: float):
+        self._sock, self._idle_s = sock, idle_s
+        self._deadline: float | None = None  # None: between requests
+        self._timed_out = False
+
+    def recv(self, size: int) -> bytes:
+        if self._timed_out:
+            return b""
+        if self._deadline is None:
+            data = self._recv_within(size, self._idle_s)
+            if data is None:
+                return b""  # idle too long: read as a closed connection
+            self._deadline = time.monotonic() + READ_TIMEOUT_S
+            return data
+        data = self._recv_within(size, self._deadline - time.monotonic())
+        if data is None:
+            self._timed_out = True
+            raise RequestTimeout(f"the request did not arrive within {READ_TIMEOUT_S} s")
+        return data
+
+    def request_done(self) -> None:
+        """The answer is out: the next read waits for a new request."""
+        self._deadline = None
+
+    def _recv_within(self, size: int, seconds: float) -> bytes | None:
+        if seconds <= 0:
+            return None
+        self._sock.settimeout(seconds)
+        try:
+            return self._sock.recv(size)
+        except TimeoutError:
+            return None
+        finally:
+            self._sock.settimeout(None)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def busy_problem() -> ApiProblem:
+    return ApiProblem(
+        503,
+        "service-busy",
+        "Service busy",
+        "The service has too many connections open; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def refuse_busy(client: socket.socket) -> None:
+    """Answer 503 on a connection past the cap, let the client finish sending, close."""
+    with contextlib.suppress(OSError):
+        write_problem(client, busy_problem(), "Service Unavailable")
+        client.shutdown(socket.SHUT_WR)
+        client.settimeout(DRAIN_S)
+        deadline = time.monotonic() + DRAIN_S
+        while time.monotonic() < deadline and client.recv(65536):
+            pass  # what it sends is not read: closing with unread data would reset the answer
+
+
+def write_problem(sock, problem: ApiProblem, reason: str) -> None:
+    """Write a problem+json answer straight to a socket and ask the client to close."""
+    body = problem_body(problem, uuid.uuid4().hex).encode()
+    headers = {
+        **SECURITY_HEADERS,
+        **problem.headers,
+        "Connection": "close",
+        "Content-Type": "application/problem+json",
+        "Content-Length": str(len(body)),
+    }
+    head = f"HTTP/1.1 {problem.status} {reason}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    gunicorn_util.write_nonblock(sock, (head + "\r\n").encode("latin-1") + body)
+
+
+def write_unreadable(sock, status: int, reason: str, _message: str) -> None:
+    """gunicorn.util.write_error, in problem+json like every other refusal of the service.
+    gunicorn's message is left out: it quotes the request."""
+    write_problem(sock, unreadable_request_problem(status, reason), reason)
+
+
+def _raise_descriptor_limit(wanted: int, log) -> int:
+    """Raise the open-file limit as far as allowed; return how many connections fit in it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 2 * wanted + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return wanted
+    fitting = max(1, (soft - FD_RESERVE) // 2)
+    log.warning(
+        "open-file limit %s allows %s connections, not worker_connections=%s", soft, fitting, wanted
+    )
+    return fitting
