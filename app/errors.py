@@ -134,6 +134,11 @@ def problem_body(problem: ApiProblem, request_id: str | None) -> str:
     return json.dumps(body)
 
 
+class RequestTimeout(Exception):
+    """The client took longer than READ_TIMEOUT_S to send its request (raised by the
+    server's socket, app/worker.py; not an OSError, which gunicorn would log as a fault)."""
+
+
 def request_timeout_problem() -> ApiProblem:
     """A request whose headers or body did not arrive within READ_TIMEOUT_S."""
     return ApiProblem(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from flask import g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .errors import ApiProblem, InvalidPayload, request_timeout_problem
+from .errors import ApiProblem, InvalidPayload, RequestTimeout, request_timeout_problem
 from .phone import EXAMPLE, InvalidNumber, e164, parse_number
 from .settings import Settings
 from .sms_encoding import Encoded, encode, non_gsm7_characters, smart_encode
@@ -101,7 +101,7 @@ def read_body() -> bytes:
     while size <= MAX_BODY_BYTES:
         try:
             chunk = request.stream.read(MAX_BODY_BYTES + 1 - size)
-        except TimeoutError:
+        except RequestTimeout:
             raise request_timeout_problem() from None
         if not chunk:
             break

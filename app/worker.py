@@ -27,6 +27,7 @@ from gunicorn.workers.ggevent import GeventWorker
 from .errors import (
     READ_TIMEOUT_S,
     ApiProblem,
+    RequestTimeout,
     problem_body,
     request_timeout_problem,
     unreadable_request_problem,
@@ -34,12 +35,9 @@ from .errors import (
 from .security import SECURITY_HEADERS
 
 DRAIN_S = 1.0  # how long a refused connection may finish sending before it is closed
+MAX_SURPLUS = 1024  # connections past the cap accepted at once, only to be answered 503
 FD_RESERVE = 512  # descriptors kept for Vonage, Redis, logs and metrics files
 logger = logging.getLogger("sms_service")
-
-
-class RequestTimeout(TimeoutError):
-    """The client took longer than READ_TIMEOUT_S to send its request."""
 
 
 class SmsWorker(GeventWorker):
@@ -47,8 +45,8 @@ class SmsWorker(GeventWorker):
 
     def init_process(self):
         self.serving_limit = _raise_descriptor_limit(self.cfg.worker_connections, self.log)
-        # Accept up to twice the cap: the surplus is answered 503 at once, not left waiting.
-        self.worker_connections = 2 * self.serving_limit
+        # Accept past the cap: the surplus is answered 503 at once, not left waiting.
+        self.worker_connections = self.serving_limit + _surplus(self.serving_limit)
         self.open_connections = 0
         super().init_process()
 
@@ -162,10 +160,14 @@ def write_unreadable(sock, status: int, reason: str, _message: str) -> None:
     write_problem(sock, unreadable_request_problem(status, reason), reason)
 
 
+def _surplus(cap: int) -> int:
+    return min(cap, MAX_SURPLUS)
+
+
 def _raise_descriptor_limit(wanted: int, log) -> int:
     """Raise the open-file limit as far as allowed; return how many connections fit in it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = 2 * wanted + FD_RESERVE
+    needed = wanted + _surplus(wanted) + FD_RESERVE
     if soft != resource.RLIM_INFINITY and soft < needed:
         target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
         with contextlib.suppress(ValueError, OSError):

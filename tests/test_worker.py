@@ -1,0 +1,85 @@
+"""The worker's socket clocks: idle between requests, bounded from a request's first byte."""
+
+import socket
+import time
+
+import pytest
+
+from app import worker
+from app.errors import RequestTimeout
+
+
+@pytest.fixture
+def pair(monkeypatch):
+    monkeypatch.setattr(worker, "READ_TIMEOUT_S", 0.2)
+    server, client = socket.socketpair()
+    yield worker._ClientSocket(server, idle_s=0.3), client
+    server.close()
+    client.close()
+
+
+def test_an_idle_connection_reads_as_closed_after_idle_s(pair):
+    wrapped, _ = pair
+    started = time.monotonic()
+    assert wrapped.recv(100) == b""
+    assert 0.25 < time.monotonic() - started < 1
+
+
+def test_a_request_that_stalls_times_out_from_its_first_byte(pair):
+    wrapped, client = pair
+    client.sendall(b"POST /send-sms HTTP/1.1\r\n")
+    assert wrapped.recv(100) == b"POST /send-sms HTTP/1.1\r\n"
+    started = time.monotonic()
+    with pytest.raises(RequestTimeout):
+        wrapped.recv(100)
+    assert 0.15 < time.monotonic() - started < 0.5
+
+
+def test_a_dripping_request_cannot_stretch_the_deadline(pair):
+    """One byte now and then resets nothing: the bound is for the whole request."""
+    wrapped, client = pair
+    client.sendall(b"G")
+    wrapped.recv(1)
+    deadline = time.monotonic() + 0.2
+    with pytest.raises(RequestTimeout):
+        while True:
+            client.sendall(b"E")
+            assert wrapped.recv(1) == b"E"
+            time.sleep(0.05)
+    assert time.monotonic() >= deadline - 0.01
+
+
+def test_after_a_timeout_the_connection_reads_as_closed(pair):
+    wrapped, client = pair
+    client.sendall(b"GET")
+    wrapped.recv(3)
+    with pytest.raises(RequestTimeout):
+        wrapped.recv(100)
+    client.sendall(b" /health HTTP/1.1\r\n\r\n")
+    assert wrapped.recv(100) == b""
+
+
+def test_each_request_gets_its_own_deadline(pair):
+    wrapped, client = pair
+    client.sendall(b"first")
+    wrapped.recv(5)
+    time.sleep(0.15)
+    wrapped.request_done()
+    time.sleep(0.1)  # the first request's deadline has passed; the idle clock runs instead
+    client.sendall(b"second")
+    assert wrapped.recv(6) == b"second"
+
+
+def test_the_connection_cap_shrinks_to_the_open_file_limit(monkeypatch):
+    """With too few descriptors the cap is lowered (and said), never left to fail accept()."""
+    monkeypatch.setattr(worker.resource, "getrlimit", lambda _: (2048, 2048))
+    monkeypatch.setattr(worker.resource, "setrlimit", lambda *_: None)
+    warnings = []
+
+    class Log:
+        def warning(self, *args):
+            warnings.append(args)
+
+    assert worker._raise_descriptor_limit(10_000, Log()) == (2048 - worker.FD_RESERVE) // 2
+    assert len(warnings) == 1
+    assert worker._raise_descriptor_limit(100, Log()) == 100
