@@ -120,7 +120,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: about 2 minutes")
     parser.add_argument("--levels", help="connections, default 1,8,32,128 (quick: 8,128)")
     parser.add_argument("--latencies", help="upstream ms, default 0,50,200 (quick: 0,200)")
-    parser.add_argument("--duration", type=float, help="seconds per level, default 5 (quick: 2)")
+    parser.add_argument("--duration", type=float, help="seconds per run, default 4 (quick: 2)")
     parser.add_argument("--warmup", type=float, help="seconds before each, default 2 (quick: 1)")
     parser.add_argument("--repeat", type=int, help="runs per level (medians), default 3 (quick: 1)")
     parser.add_argument("--only", help=f"comma-separated configurations: {', '.join(NAMES)}")
@@ -129,7 +129,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.levels = _ints(args.levels or ("8,128" if args.quick else "1,8,32,128"))
     args.latencies = _ints(args.latencies or ("0,200" if args.quick else "0,50,200"))
-    args.duration = args.duration or (2.0 if args.quick else 5.0)
+    args.duration = args.duration or (2.0 if args.quick else 4.0)
     args.warmup = args.warmup or (1.0 if args.quick else 2.0)
     args.repeat = args.repeat or (1 if args.quick else 3)
     try:
@@ -286,10 +286,11 @@ def _measure(
 
 
 def estimate_s(args: argparse.Namespace, configurations: Sequence[Configuration]) -> float:
-    """Roughly how long the run takes: measured time plus each level's settling and starts."""
+    """Roughly how long the run takes: measured time plus each run's settling and starts."""
     total = 0.0
     for latency in args.latencies:
-        settle = 2 * (0.4 + latency / 1000)  # waiting for a quiet emulator before and after
+        # waiting for quiet before and after, draining what wrk left, starting wrk
+        settle = 2 * (0.4 + latency / 1000) + RUN_OVERHEAD_S
         for configuration in configurations:
             total += STARTUP_S
             warmups = args.repeat if configuration.kind == "floor" else 1
@@ -299,6 +300,7 @@ def estimate_s(args: argparse.Namespace, configurations: Sequence[Configuration]
 
 
 STARTUP_S = 2.0  # starting a server and the emulator, about
+RUN_OVERHEAD_S = 1.0  # measured on the 2-core build machine with --quick
 
 
 def _minutes(seconds: float) -> str:

@@ -1,7 +1,7 @@
 """End to end: the benchmark's Node/Express peer sends through the emulator over real TLS.
 
-Needs node 20+ and the peer's node_modules (installed here with `npm ci` when missing);
-skipped with the reason otherwise.
+Needs node 20+ and the peer's node_modules, which `make bench` installs (`npm ci` in
+bench/node_peer); skipped with the reason otherwise: tests never run npm.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def peer(credentials, emulator):
-    reason = node.ready_reason()
+    reason = node.unavailable_reason()
     if reason:
         pytest.skip(f"node peer unavailable: {reason}")
+    if node.needs_install():
+        pytest.skip("bench/node_peer/node_modules is not installed: run `npm ci` there")
     with running(node.start_peer(credentials, emulator)) as process:
         yield process
 
