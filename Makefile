@@ -28,7 +28,7 @@ lint: $(BIN)/.dev
 test: lint  ## lint, then every test
 	$(BIN)/python -m pytest
 
-bench: $(BIN)/.dev  ## SMS/s and CPU per SMS into docs/benchmarks/ (about 6 min; needs wrk)
+bench: $(BIN)/.dev  ## SMS/s and CPU per SMS into docs/benchmarks/ (about 20 min; needs wrk; node for the peer)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 soak: $(BIN)/.dev  ## 3 min of load with Vonage failures; fails unless every answer is right

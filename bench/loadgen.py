@@ -42,7 +42,12 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(url: str, api_key: str, concurrency: int, duration_s: float) -> WrkResult:
+DEFAULT_TO = "+14155550100"  # as our service's callers write it
+
+
+def run_wrk(
+    url: str, api_key: str, concurrency: int, duration_s: float, to: str = DEFAULT_TO
+) -> WrkResult:
     """POST {url}/send-sms from `concurrency` kept-alive connections for `duration_s`."""
     command = [
         "wrk",
@@ -56,7 +61,7 @@ def run_wrk(url: str, api_key: str, concurrency: int, duration_s: float) -> WrkR
     before = _children_cpu_s()
     finished = subprocess.run(
         command,
-        env={**os.environ, "BENCH_API_KEY": api_key},
+        env={**os.environ, "BENCH_API_KEY": api_key, "BENCH_TO": to},
         capture_output=True,
         text=True,
         check=True,

@@ -2,8 +2,9 @@
 
 Accounting: every 2xx must match exactly one message the emulator accepted. wrk stops
 on its deadline with requests in flight, which the target still completes (answering to
-a closed socket), so counters are read once the emulator is quiet, and the exact match
-is made against the service's own request log; wrk's count must lie within `concurrency`.
+a closed socket), so counters are read once the emulator is quiet and the target idle,
+and the exact match is made against the target's own request log (our service's, or the
+node peer's line per SMS); wrk's count must lie within `concurrency`.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.loadgen import run_wrk
+from bench.loadgen import DEFAULT_TO, run_wrk
 from bench.proc import tree_cpu_seconds, tree_pids
 from tools.emulator_client import EmulatorClient
 from tools.stack import Credentials, Process
 
 EMULATOR_MESSAGE_CAP = 10_000  # /_emulator/messages keeps only the newest ones
+# CPU an idle target may use while we wait for quiet: two clock ticks (heartbeats, timers).
+IDLE_CPU_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -67,21 +71,26 @@ def measure_http(
     latency_ms: int,
     has_request_log: bool,
     helpers: Sequence[int] = (),
+    to: str = DEFAULT_TO,
 ) -> Level:
     """Drive `target` with wrk at `concurrency`; read CPU and counters before and after.
 
     `helpers` are pids of processes the target needs (redis-server): their CPU counts as its.
+    `to` is the number as the target wants it. No warm-up when `timing.warmup_s` is 0 (a
+    repeat of a level just measured).
     """
     settle_s = 0.3 + latency_ms / 1000
-    run_wrk(target.url, api_key, concurrency, timing.warmup_s)
-    upstream.wait_until_quiet(settle_s)
+    pids = (target.popen.pid, *helpers)
+    if timing.warmup_s:
+        run_wrk(target.url, api_key, concurrency, timing.warmup_s, to)
+    wait_until_idle(upstream, pids, settle_s)
     upstream.reset()
     log_offset = target.log_path.stat().st_size
-    cpu_before = sum(tree_cpu_seconds(pid) for pid in (target.popen.pid, *helpers))
+    cpu_before = _cpu_seconds(pids)
     emulator_before = tree_cpu_seconds(emulator.popen.pid)
-    wrk = run_wrk(target.url, api_key, concurrency, timing.duration_s)
-    stats = upstream.wait_until_quiet(settle_s)
-    cpu_s = sum(tree_cpu_seconds(pid) for pid in (target.popen.pid, *helpers)) - cpu_before
+    wrk = run_wrk(target.url, api_key, concurrency, timing.duration_s, to)
+    stats = wait_until_idle(upstream, pids, settle_s)
+    cpu_s = _cpu_seconds(pids) - cpu_before
     emulator_cpu_s = tree_cpu_seconds(emulator.popen.pid) - emulator_before
     accepted = stats["accepted"]
     checks = [
@@ -177,10 +186,37 @@ def measure_floor(
     )
 
 
+def wait_until_idle(
+    upstream: EmulatorClient, pids: Sequence[int], settle_s: float, timeout_s: float = 120
+) -> dict:
+    """Wait until, for `settle_s`, no request reached the emulator and the target used next to
+    no CPU; return the emulator's stats.
+
+    The emulator alone can look quiet too soon: a target whose threads all sign JWTs at once
+    (the naive app at 128 connections) sends in bursts with long gaps, while still draining
+    requests that wrk left behind. Those must not leak into the next window.
+    """
+    deadline = time.monotonic() + timeout_s
+    last, cpu = upstream.stats(), _cpu_seconds(pids)
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        stats, used = upstream.stats(), _cpu_seconds(pids)
+        if stats["requests"] != last["requests"] or used - cpu > IDLE_CPU_S:
+            last, cpu, quiet_since = stats, used, time.monotonic()
+        elif time.monotonic() - quiet_since >= settle_s:
+            return stats
+    raise TimeoutError("the target kept working (CPU or upstream requests) after the load stopped")
+
+
+def _cpu_seconds(pids: Sequence[int]) -> float:
+    return sum(tree_cpu_seconds(pid) for pid in pids)
+
+
 def _match_log(
     path: Path, offset: int, accepted: int, upstream: EmulatorClient
 ) -> tuple[bool, str]:
-    """Match the service's logged 200s (and their message_uuids) to the emulator's messages."""
+    """Match the target's logged 200s (and their message_uuids) to the emulator's messages."""
     uuids = []
     with open(path, "rb") as log:
         log.seek(offset)
@@ -189,14 +225,14 @@ def _match_log(
             if line and line.get("path") == "/send-sms" and line.get("status") == 200:
                 uuids.append(line.get("message_uuid"))
     if not uuids and accepted:
-        return True, "service log: no request lines found (log format changed?), not matched"
+        return True, "request log: no lines found (log format changed?), not matched"
     unique = len(set(uuids)) == len(uuids)
     if accepted > EMULATOR_MESSAGE_CAP:
-        return len(uuids) == accepted and unique, f"service logged {len(uuids)} x 200 (count)"
+        return len(uuids) == accepted and unique, f"logged {len(uuids)} x 200 (count)"
     same = set(uuids) == {m["message_uuid"] for m in upstream.messages()}
     ok = len(uuids) == accepted and unique and same
     relation = "=" if same else "!="
-    return ok, f"service logged {len(uuids)} x 200, message_uuids {relation} emulator's"
+    return ok, f"logged {len(uuids)} x 200, message_uuids {relation} emulator's"
 
 
 def _json_or_none(raw: bytes) -> dict | None:

@@ -1,51 +1,63 @@
-"""The throughput plot: SMS/s and p99 latency against concurrency (matplotlib, Agg backend)."""
+"""The throughput plot: SMS/s and p99 latency against concurrency, one column per latency.
+
+matplotlib (requirements-dev.txt) is imported only when plotting, so that the rest of the
+benchmark runs without it and the plot is skipped with the reason.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 from bench.measure import Level
 
 
+def plot_unavailable_reason() -> str | None:
+    """Why the plot cannot be drawn here, or None."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return "matplotlib is not installed (it is in requirements-dev.txt)"
+    return None
+
+
 def plot(levels: Sequence[Level], path: Path) -> None:
-    """SMS/s and p99 against concurrency: one line per configuration and upstream latency."""
+    """Top row SMS/s, bottom row p99, against concurrency: a column per upstream latency."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot
+    from matplotlib import pyplot, ticker
 
-    figure, (left, right) = pyplot.subplots(1, 2, figsize=(12, 4.8))
+    latencies = sorted({lv.upstream_latency_ms for lv in levels})
+    figure, axes = pyplot.subplots(
+        2, len(latencies), figsize=(4.6 * len(latencies), 8), squeeze=False
+    )
     palette = pyplot.rcParams["axes.prop_cycle"].by_key()["color"]
     colors = dict(zip(_names(levels), palette, strict=False))
-    for name in _names(levels):
-        for latency in sorted({lv.upstream_latency_ms for lv in levels}):
+    for column, latency in enumerate(latencies):
+        top, bottom = axes[0][column], axes[1][column]
+        for name in _names(levels):
             series = [
                 lv for lv in levels if (lv.configuration, lv.upstream_latency_ms) == (name, latency)
             ]
             if not series:
                 continue
-            style = {
-                "color": colors[name],
-                "marker": "o",
-                "linestyle": "-" if not latency else "--",
-            }
-            label = f"{name}, upstream {latency} ms"
             x = [lv.concurrency for lv in series]
-            left.plot(x, [lv.sms_per_s for lv in series], label=label, **style)
-            right.plot(x, [lv.p99_ms for lv in series], label=label, **style)
-    for axis, title in ((left, "SMS/s (higher is better)"), (right, "p99 latency, ms (log)")):
-        axis.set_xscale("log", base=2)
-        axis.set_xticks(sorted({lv.concurrency for lv in levels}))
-        axis.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        axis.set_xlabel("concurrent connections")
-        axis.set_title(title)
-        axis.grid(True, alpha=0.3)
-    right.set_yscale("log")
-    left.legend(fontsize="small")
-    figure.suptitle("One instance on one 2-core machine (load, emulator and service share it)")
+            style = {"color": colors[name], "marker": "o", "label": name}
+            top.plot(x, [lv.sms_per_s for lv in series], **style)
+            bottom.plot(x, [lv.p99_ms for lv in series], **style)
+        top.set_title(f"upstream {latency} ms: SMS/s (higher is better)")
+        bottom.set_title(f"upstream {latency} ms: p99 latency, ms (log)")
+        bottom.set_yscale("log")
+        for axis in (top, bottom):
+            axis.set_xscale("log", base=2)
+            axis.set_xticks(sorted({lv.concurrency for lv in levels}))
+            axis.get_xaxis().set_major_formatter(ticker.ScalarFormatter())
+            axis.set_xlabel("concurrent connections")
+            axis.grid(True, alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    figure.suptitle("One instance on one machine (load, emulator and target share its cores)")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     pyplot.close(figure)
 
 

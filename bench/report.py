@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from bench import node
 from bench.measure import Level
-from bench.plot import plot
 
 TARGET_CPU_MS = 3.0
 TARGET_FLOOR_RATIO = 1.5
-SERVICE, NAIVE, FLOOR = "service", "naive", "floor"
+SERVICE, NAIVE, FLOOR, NODE = "service", "naive", "floor", "node"
+SERVICE_GTHREAD = "service gthread×256"
+BASELINES = (NODE, NAIVE, FLOOR)  # what our service configurations are compared against
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,24 @@ def machine() -> dict[str, str]:
         "Python": platform.python_version(),
         "gunicorn": version("gunicorn"),
         "vonage SDK": version("vonage"),
+        "node": _node_version(),
+        "node peer": _peer_packages(),
         "wrk": wrk,
     }
+
+
+def _node_version() -> str:
+    binary = shutil.which("node")
+    if binary is None:
+        return "absent"
+    printed = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    return printed.stdout.strip() or "unknown"
+
+
+def _peer_packages() -> str:
+    """The peer's pinned dependencies, from its package.json."""
+    dependencies = json.loads((node.PEER / "package.json").read_text())["dependencies"]
+    return ", ".join(f"{name} {pinned}" for name, pinned in dependencies.items())
 
 
 def _memory() -> str:
@@ -73,25 +91,27 @@ def _memory() -> str:
 
 
 def ratios(levels: Sequence[Level], name: str) -> list[dict[str, float | int | str]]:
-    """For each (latency, concurrency) of `name`: its figures over the naive and floor ones."""
+    """For each (latency, concurrency) of `name`: its figures over the node, naive and floor ones.
+
+    A ratio is nan where that baseline was not measured at the same latency and concurrency.
+    """
     index = {(lv.configuration, lv.upstream_latency_ms, lv.concurrency): lv for lv in levels}
     rows = []
     for level in (lv for lv in levels if lv.configuration == name):
-        key = (level.upstream_latency_ms, level.concurrency)
-        naive, floor = index.get((NAIVE, *key)), index.get((FLOOR, *key))
-        rows.append(
-            {
-                "configuration": name,
-                "latency": level.upstream_latency_ms,
-                "concurrency": level.concurrency,
-                "sms_per_s": level.sms_per_s,
-                "sms_x_naive": _ratio(level.sms_per_s, naive and naive.sms_per_s),
-                "sms_x_floor": _ratio(level.sms_per_s, floor and floor.sms_per_s),
-                "cpu_ms": level.cpu_ms_per_sms,
-                "cpu_x_naive": _ratio(level.cpu_ms_per_sms, naive and naive.cpu_ms_per_sms),
-                "cpu_x_floor": _ratio(level.cpu_ms_per_sms, floor and floor.cpu_ms_per_sms),
-            }
-        )
+        row: dict[str, float | int | str] = {
+            "configuration": name,
+            "latency": level.upstream_latency_ms,
+            "concurrency": level.concurrency,
+            "sms_per_s": level.sms_per_s,
+            "cpu_ms": level.cpu_ms_per_sms,
+        }
+        for baseline in BASELINES:
+            theirs = index.get((baseline, level.upstream_latency_ms, level.concurrency))
+            row[f"sms_x_{baseline}"] = _ratio(level.sms_per_s, theirs and theirs.sms_per_s)
+            row[f"cpu_x_{baseline}"] = _ratio(
+                level.cpu_ms_per_sms, theirs and theirs.cpu_ms_per_sms
+            )
+        rows.append(row)
     return rows
 
 
@@ -99,22 +119,32 @@ def _ratio(ours: float, theirs: float | None) -> float:
     return ours / theirs if theirs else math.nan
 
 
+def services(levels: Sequence[Level]) -> list[str]:
+    """The names of our service's configurations among the levels, in order."""
+    return [name for name in _names(levels) if name not in BASELINES]
+
+
 def ratio_table(levels: Sequence[Level]) -> str:
-    """Markdown: every service configuration against the naive baseline and the floor."""
-    names = [name for name in _names(levels) if name not in (NAIVE, FLOOR)]
+    """Markdown: every service configuration against the node peer, the naive app and the floor."""
     lines = [
-        "| configuration | upstream | concurrency | SMS/s | × naive | × floor "
-        "| CPU ms/SMS | × naive | × floor |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| configuration | upstream | connections | SMS/s | × node | × naive | × floor "
+        "| CPU ms/SMS | × node | × naive | × floor |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for name in names:
+    for name in services(levels):
         for row in ratios(levels, name):
             lines.append(
                 f"| {name} | {row['latency']} ms | {row['concurrency']} | {row['sms_per_s']:.0f} "
-                f"| {row['sms_x_naive']:.1f} | {row['sms_x_floor']:.2f} | {row['cpu_ms']:.2f} "
-                f"| {row['cpu_x_naive']:.3f} | {row['cpu_x_floor']:.1f} |"
+                f"| {_x(row['sms_x_node'])} | {_x(row['sms_x_naive'], 1)} "
+                f"| {_x(row['sms_x_floor'])} | {row['cpu_ms']:.2f} | {_x(row['cpu_x_node'])} "
+                f"| {_x(row['cpu_x_naive'], 3)} | {_x(row['cpu_x_floor'], 1)} |"
             )
     return "\n".join(lines)
+
+
+def _x(value: float | int | str, digits: int = 2) -> str:
+    """A ratio for a table; a dash where the baseline was not measured."""
+    return "—" if math.isnan(float(value)) else f"{float(value):.{digits}f}"
 
 
 def results_table(levels: Sequence[Level], latency_ms: int) -> str:
@@ -138,38 +168,76 @@ def results_table(levels: Sequence[Level], latency_ms: int) -> str:
 
 
 def verdict(levels: Sequence[Level]) -> list[str]:
-    """Plain sentences: is the target (at most 3 ms CPU/SMS, within 1.5 times the floor) met?"""
+    """Plain sentences: the CPU target (at most 3 ms per SMS), the node peer at every cell, and
+    the floor (within 1.5 times its CPU per SMS)."""
     sentences = []
-    for name in (n for n in _names(levels) if n not in (NAIVE, FLOOR)):
+    for name in services(levels):
         ours = [lv for lv in levels if lv.configuration == name]
-        worst = max(ours, key=lambda lv: lv.cpu_ms_per_sms)
-        rows = ratios(levels, name)
-        floor_x = [row["cpu_x_floor"] for row in rows if not math.isnan(row["cpu_x_floor"])]
-        sms_x = [row["sms_x_floor"] for row in rows if not math.isnan(row["sms_x_floor"])]
         over = [lv for lv in ours if lv.cpu_ms_per_sms > TARGET_CPU_MS]
-        where = ", ".join(
-            f"{lv.upstream_latency_ms} ms upstream at concurrency {lv.concurrency}: "
-            f"{lv.cpu_ms_per_sms:.2f} ms"
-            for lv in over
-        )
+        where = ", ".join(f"{_cell(lv)}: {lv.cpu_ms_per_sms:.2f} ms" for lv in over)
         sentences.append(
             f"**{name}**: CPU per SMS {min(lv.cpu_ms_per_sms for lv in ours):.2f}–"
-            f"{worst.cpu_ms_per_sms:.2f} ms: the ≤ {TARGET_CPU_MS:g} ms target is met at "
-            f"{len(ours) - len(over)} of {len(ours)} levels"
+            f"{max(lv.cpu_ms_per_sms for lv in ours):.2f} ms: the ≤ {TARGET_CPU_MS:g} ms target "
+            f"is met at {len(ours) - len(over)} of {len(ours)} levels"
             + (f"; NOT met at {where}." if over else ".")
         )
-        if floor_x:
-            within = max(floor_x) <= TARGET_FLOOR_RATIO
-            sentences.append(
-                f"**{name}** against the floor: {min(floor_x):.1f}–{max(floor_x):.1f}× its CPU "
-                f"per SMS and {min(sms_x):.2f}–{max(sms_x):.2f}× its SMS/s: the "
-                f"within-{TARGET_FLOOR_RATIO:g}× target is {'met' if within else 'NOT met'}."
-            )
+        rows = ratios(levels, name)
+        sentences += against_node(name, rows) + against_floor(name, rows)
     return sentences
 
 
-def markdown(run: Run) -> str:
-    """The whole results page."""
+def against_node(name: str, rows: Sequence[dict]) -> list[str]:
+    """How the service compares with the node peer, naming every cell where it is behind."""
+    cells = [row for row in rows if not math.isnan(row["sms_x_node"])]
+    if not cells:
+        return []
+    slower = [row for row in cells if row["sms_x_node"] < 1]
+    costlier = [row for row in cells if row["cpu_x_node"] > 1]
+    return [
+        f"**{name}** against the node peer: {_span(cells, 'sms_x_node')}× its SMS/s, faster at "
+        f"{len(cells) - len(slower)} of {len(cells)} levels"
+        + _behind(slower, "sms_x_node", "slower")
+        + f"; {_span(cells, 'cpu_x_node')}× its CPU per SMS, cheaper at "
+        f"{len(cells) - len(costlier)} of {len(cells)} levels"
+        + _behind(costlier, "cpu_x_node", "costlier")
+        + "."
+    ]
+
+
+def against_floor(name: str, rows: Sequence[dict]) -> list[str]:
+    """Whether the service's CPU per SMS is within 1.5 times the floor's at every level."""
+    cells = [row for row in rows if not math.isnan(row["cpu_x_floor"])]
+    if not cells:
+        return []
+    within = [row for row in cells if row["cpu_x_floor"] <= TARGET_FLOOR_RATIO]
+    met = len(within) == len(cells)
+    return [
+        f"**{name}** against the floor: {_span(cells, 'cpu_x_floor', 1)}× its CPU per SMS and "
+        f"{_span(cells, 'sms_x_floor')}× its SMS/s: the within-{TARGET_FLOOR_RATIO:g}× target "
+        f"is {'met' if met else 'NOT met'} ({len(within)} of {len(cells)} levels)."
+    ]
+
+
+def _span(rows: Sequence[dict], key: str, digits: int = 2) -> str:
+    values = [row[key] for row in rows]
+    return f"{min(values):.{digits}f}–{max(values):.{digits}f}"
+
+
+def _behind(rows: Sequence[dict], key: str, word: str) -> str:
+    if not rows:
+        return ""
+    cells = ", ".join(
+        f"{row['latency']} ms × {row['concurrency']}: {row[key]:.3g}×" for row in rows
+    )
+    return f" ({word} at {cells})"
+
+
+def _cell(level: Level) -> str:
+    return f"{level.upstream_latency_ms} ms upstream at concurrency {level.concurrency}"
+
+
+def markdown(run: Run, plotted: bool = True) -> str:
+    """The whole results page; `plotted` says whether throughput.png was drawn."""
     latencies = sorted({lv.upstream_latency_ms for lv in run.levels})
     parts = [
         "# Benchmark results",
@@ -193,12 +261,13 @@ def markdown(run: Run) -> str:
         "",
         *(f"- {sentence}" for sentence in verdict(run.levels)),
         "",
-        "## Our service against the naive baseline and the floor",
+        "## Our service against the node peer, the naive baseline and the floor",
         "",
         ratio_table(run.levels),
         "",
-        "× naive and × floor are our figure divided by theirs at the same upstream latency and "
-        "concurrency: SMS/s above 1 is faster, CPU below 1 is cheaper.",
+        "× node, × naive and × floor are our figure divided by theirs at the same upstream "
+        "latency and concurrency: SMS/s above 1 is faster, CPU below 1 is cheaper; — where that "
+        "one was not measured.",
         "",
     ]
     for latency in latencies:
@@ -212,6 +281,8 @@ def markdown(run: Run) -> str:
         "## How these are measured",
         "",
         *(f"- {line}" for line in METHOD),
+        f"- The emulator runs with --quiet (EMULATOR_QUIET=1) and EMULATOR_LATENCY_MS "
+        f"{', then '.join(str(latency) for latency in latencies)}.",
         "",
         "## Accounting per level",
         "",
@@ -221,54 +292,78 @@ def markdown(run: Run) -> str:
             for lv in run.levels
         ),
         "",
-        "![SMS/s and p99 latency against concurrency](throughput.png)",
-        "",
     ]
+    if plotted:
+        parts += ["![SMS/s and p99 latency against concurrency](throughput.png)", ""]
     return "\n".join(parts)
 
 
 METHOD = (
     "SMS/s: 2xx answers the load generator received, divided by the measured duration.",
-    "Latency: wrk's percentiles (service and naive), nearest-rank percentiles of every request "
-    "(floor); wrk is a closed loop, so latencies include queueing behind busy threads.",
-    "CPU ms/SMS: user + system time from /proc/<pid>/stat of the gunicorn master and all its "
-    "workers (the whole tree), read before and after the level once the emulator has been quiet "
-    "for 0.3 s plus its latency, divided by the messages the emulator accepted in that window. "
-    "That window includes the requests still in flight when wrk stopped, whose CPU it also "
-    "holds. The floor's figure is the floor process's own rusage over its measured run.",
+    "Latency: wrk's percentiles (service, node peer and naive), nearest-rank percentiles of "
+    "every request (floor); wrk is a closed loop, so latencies include queueing behind busy "
+    "threads or a busy event loop.",
+    "CPU ms/SMS: user + system time from /proc/<pid>/stat of the target's whole process tree "
+    "(the gunicorn master and all its workers; the one `node` process with all its threads), "
+    "read before and after the level once, for 0.3 s plus the upstream latency, the emulator "
+    "has received nothing and the target has used at most two clock ticks of CPU (so requests "
+    "still queued from the warm-up or the last run cannot leak into the next window), divided "
+    "by the messages the emulator accepted in that window. That window "
+    "includes the requests still in flight when wrk stopped, whose CPU it also holds. The "
+    "floor's figure is the floor process's own rusage over its measured run.",
+    "CPU is counted in clock ticks (10 ms): at a few SMS per level (1 connection, 200 ms "
+    "upstream) each figure is coarse; the medians of the repeats smooth it.",
     "Emulator CPU ms/SMS: the Vonage stand-in's own cost (TLS, JWT check, JSON), for context; "
     "wrk CPU ms/req shows the load generator is not the bottleneck.",
     "2xx ↔ accepted: the emulator's counters were reset after the warm-up; then every upstream "
     "request must be accepted (no retry, no duplicate), wrk's 2xx plus the requests in flight at "
-    "its stop must equal the accepted count, and for our service the 200s in its own request log "
-    "must match the emulator's message_uuids one to one.",
+    "its stop must equal the accepted count, and for our service and the node peer the 200s in "
+    "its own log (our request log; the peer's line per SMS) must match the emulator's "
+    "message_uuids one to one.",
+    "Each level is warmed up once (wrk, then a wait for quiet); its repeats follow at once. The "
+    "floor is a new process each run and warms up every time.",
+    "The node peer forwards `to` untouched and Vonage wants E.164 digits without +, so its "
+    "callers send 14155550100 where our service's send +14155550100; everything else is equal.",
     "Rate limits are set to `1000000 per second` (RATE_LIMIT and RECIPIENT_RATE_LIMIT) so none "
     "refuses the load; a per-second window keeps the moving-window lists as short as real "
-    "limits keep them (a per-minute one would hold 60 s of hits). Logging stays at the default "
-    "INFO (one JSON line per request to a file), since that is part of the cost.",
-    "The emulator runs with --quiet (EMULATOR_QUIET=1) and EMULATOR_LATENCY_MS 0, then 50.",
-    "With a 50 ms upstream one worker's 16 threads complete at most 16 / 0.05 s = 320 SMS/s: "
-    "past 16 connections that configuration is bound by threads, not CPU (THREADS lifts it).",
-    "At a few SMS/s (concurrency 1 with a 50 ms upstream) each SMS also pays for waking idle "
+    "limits keep them (a per-minute one would hold 60 s of hits). LOG_LEVEL is INFO as in "
+    "production (one JSON line per request to a file), since that is part of the cost.",
+    "A thread-per-request server completes at most threads / upstream latency SMS/s (16 threads "
+    "and 200 ms: 80 SMS/s): past that many connections it is bound by threads, not CPU.",
+    "At a few SMS/s (1 connection with a slow upstream) each SMS also pays for waking idle "
     "threads and cold caches; the floor's CPU per SMS rises in the same proportion there.",
 )
 
 
 def write(run: Run, folder: Path) -> list[Path]:
-    """Write results.md, results.json and throughput.png into `folder`; return their paths."""
+    """Write results.md, results.json and throughput.png into `folder`; return their paths.
+
+    Without matplotlib (a development dependency) the plot is skipped with a message.
+    """
+    from bench.plot import plot, plot_unavailable_reason
+
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / "results.md", folder / "results.json", folder / "throughput.png"]
-    paths[0].write_text(markdown(run))
+    markdown_path, json_path, png_path = (
+        folder / "results.md",
+        folder / "results.json",
+        folder / "throughput.png",
+    )
+    why_not = plot_unavailable_reason()
+    markdown_path.write_text(markdown(run, plotted=why_not is None))
     data = {
         "started": run.started.astimezone(UTC).isoformat(timespec="seconds"),
         "command": run.command,
         "machine": machine(),
+        "configurations": run.configurations,
         "skipped": run.skipped,
         "levels": [dataclasses.asdict(level) for level in run.levels],
     }
-    paths[1].write_text(json.dumps(data, indent=1, allow_nan=True) + "\n")
-    plot(run.levels, paths[2])
-    return paths
+    json_path.write_text(json.dumps(data, indent=1, allow_nan=True) + "\n")
+    if why_not:
+        print(f"SKIPPED throughput.png: {why_not}", flush=True)
+        return [markdown_path, json_path]
+    plot(run.levels, png_path)
+    return [markdown_path, json_path, png_path]
 
 
 def _names(levels: Sequence[Level]) -> list[str]:

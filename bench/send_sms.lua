@@ -1,6 +1,7 @@
 -- wrk script: POST /send-sms as an internal caller would; done() prints one JSON line.
+-- BENCH_TO is the number as the target expects it (the node peer forwards it untouched).
 wrk.method = "POST"
-wrk.body = '{"to": "+14155550100", "text": "Benchmark message"}'
+wrk.body = '{"to": "' .. (os.getenv("BENCH_TO") or "+14155550100") .. '", "text": "Benchmark message"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-API-Key"] = os.getenv("BENCH_API_KEY") or ""
 
