@@ -65,7 +65,8 @@ workers = _workers()
 worker_connections = 10_000
 # Longer than a load balancer's idle timeout (often 60 s), so it never reuses a closed socket.
 keepalive = 75
-timeout = settings.request_deadline_s  # a send never outlives its worker
+# A worker whose event loop stalls this long (CPU-bound or blocked outside gevent) is restarted.
+timeout = settings.request_deadline_s
 graceful_timeout = timeout
 # Heartbeat files in memory: a container's disk can stall workers into timeouts.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
