@@ -21,14 +21,16 @@ from .store import Claim, StorageUnavailable, claim_from
 PREFIX = "sms:"
 TIMEOUT_S = 1.0  # fail fast: a request waits on Redis at most this long per command
 
-# Replace or delete an entry only while it still carries our token (compare-and-set).
+# Replace or delete an entry only while it still carries our token (compare-and-set);
+# finishing merges the answer into the entry in Redis, so it costs one round trip.
 _FINISH = """
 local current = redis.call('GET', KEYS[1])
-if current and cjson.decode(current)['token'] == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  return 1
-end
-return 0
+if not current then return 0 end
+local entry = cjson.decode(current)
+if entry['token'] ~= ARGV[1] then return 0 end
+entry['state'], entry['response'] = 'done', cjson.decode(ARGV[2])
+redis.call('SET', KEYS[1], cjson.encode(entry), 'EX', ARGV[3])
+return 1
 """
 _RELEASE = """
 local current = redis.call('GET', KEYS[1])
@@ -132,10 +134,7 @@ class RedisStore:
 
     @unavailable_on_error
     def finish_request(self, key: str, token: str, response: dict, ttl_s: int) -> None:
-        current = self.redis.get(PREFIX + "idem:" + key)
-        entry = {**json.loads(current), "state": "done", "response": response} if current else None
-        if entry is not None:
-            self._finish(keys=[PREFIX + "idem:" + key], args=[token, json.dumps(entry), ttl_s])
+        self._finish(keys=[PREFIX + "idem:" + key], args=[token, json.dumps(response), ttl_s])
 
     @unavailable_on_error
     def release_request(self, key: str, token: str) -> None:

@@ -78,6 +78,19 @@ def test_a_send_waits_on_redis_twice(redis_client, vonage, monkeypatch):
     assert sent == ["EVALSHA", "MULTI"]
 
 
+def test_a_send_with_an_idempotency_key_waits_three_times(redis_client, vonage, monkeypatch):
+    """Admission also takes the key; the record is saved; the answer is kept."""
+    accept(vonage, *UUIDS[:2])
+    warm = send(redis_client, headers={**AUTH, "Idempotency-Key": "warm-up"})
+    assert warm.status_code == 200
+
+    with counting_round_trips(monkeypatch) as sent:
+        response = send(redis_client, headers={**AUTH, "Idempotency-Key": "order-1"})
+
+    assert response.status_code == 200
+    assert sent == ["EVALSHA", "MULTI", "EVALSHA"]
+
+
 ATTACKER, WRONG_KEY = "203.0.113.9", {"X-API-Key": "w" * 24}
 
 
