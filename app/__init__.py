@@ -8,6 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import api, health, messages, metrics, openapi, optouts, webhooks
+from .admission import build_admission
 from .bulkhead import Bulkhead
 from .errors import log_unhandled, register_error_handlers
 from .limits import RateLimits
@@ -37,8 +38,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     init_request_log(app)
     init_security_headers(app)
-    app.extensions["store"] = build_store(settings)
-    RateLimits(app)
+    store = app.extensions["store"] = build_store(settings)
+    limits = RateLimits(app)
+    app.extensions["admission"] = build_admission(settings, store, limits.strategy, limits.items)
     SmsGateway.init_app(app)
     Bulkhead.init_app(app)
     register_error_handlers(app)

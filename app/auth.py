@@ -20,17 +20,22 @@ def require_api_key(view):
         name = identify_api_key(request.headers.get("X-API-Key", ""))
         if name is None:
             count_auth_failure()
-            raise ApiProblem(
-                401,
-                "unauthorized",
-                "Unauthorized",
-                "Send a valid API key in the X-API-Key header.",
-                headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
-            )
+            raise unauthorized()
         g.api_key_name = name  # for limits, logs and metrics; the secret goes nowhere
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def unauthorized() -> ApiProblem:
+    """The 401 for a missing or unknown key."""
+    return ApiProblem(
+        401,
+        "unauthorized",
+        "Unauthorized",
+        "Send a valid API key in the X-API-Key header.",
+        headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
+    )
 
 
 def identify_api_key(presented: str) -> str | None:

@@ -9,17 +9,18 @@ is safe, sending again is not.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable
 
-from flask import Response, current_app, g, request
+from flask import Response, current_app, g
 
+from .admission import IdempotencyTicket
 from .errors import ApiProblem, InvalidPayload, problem_response
 from .metrics import IDEMPOTENCY
-from .store import StorageUnavailable
+from .store import Claim, StorageUnavailable
 
 logger = logging.getLogger("sms_service")
 HEADER = "Idempotency-Key"
@@ -33,58 +34,64 @@ NOT_KEPT_SLUGS = {
 KEPT_HEADERS = ("Content-Type",)
 
 
-def idempotent(view):
-    """Replay the stored answer for a repeated Idempotency-Key; store the first one's."""
+def idempotency_ticket(
+    presented: str | None, api_key_name: str, raw_body: bytes, lock_s: int
+) -> IdempotencyTicket | None:
+    """Read the Idempotency-Key header for admission to take: None without one, a 400 when
+    it is malformed. Keys are scoped per API key."""
+    if presented is None:
+        return None
+    if not _KEY.fullmatch(presented):
+        raise InvalidPayload({HEADER: "must be 1 to 255 printable ASCII characters"})
+    key = f"{api_key_name}:{hashlib.sha256(presented.encode()).hexdigest()}"
+    return IdempotencyTicket(key, fingerprint(raw_body), lock_s)
 
-    @functools.wraps(view)
-    def wrapped(*args, **kwargs):
-        presented = request.headers.get(HEADER)
-        if presented is None:
-            return view(*args, **kwargs)
-        if not _KEY.fullmatch(presented):
-            raise InvalidPayload({HEADER: "must be 1 to 255 printable ASCII characters"})
-        settings = current_app.extensions["settings"]
-        store = current_app.extensions["store"]
-        key = f"{g.api_key_name}:{hashlib.sha256(presented.encode()).hexdigest()}"
-        claim = store.begin_request(key, fingerprint(g.raw_body), settings.request_deadline_s)
-        if claim.outcome != "started":
-            IDEMPOTENCY.labels(claim.outcome).inc()
-        if claim.outcome == "replay":
-            return _replay(claim.response)
-        if claim.outcome == "mismatch":
-            raise ApiProblem(
-                422,
-                "idempotency-key-reused",
-                "Idempotency-Key reused",
-                "This Idempotency-Key was used with a different request body.",
-            )
-        if claim.outcome == "conflict":
-            raise ApiProblem(
-                409,
-                "idempotency-conflict",
-                "Request in progress",
-                "A request with this Idempotency-Key is still in progress; retry shortly.",
-                headers={"Retry-After": "1"},
-            )
-        try:
-            response = current_app.make_response(view(*args, **kwargs))
-        except ApiProblem as problem:
-            response = problem_response(problem)
-        except BaseException:
-            store.release_request(key, claim.token)
-            raise
-        try:
-            if _keep(response):
-                ttl_s = settings.idempotency_ttl_s
-                store.finish_request(key, claim.token, _stored(response), ttl_s)
-            else:
-                store.release_request(key, claim.token)
-        except StorageUnavailable:
-            # The answer stands; the key stays locked until its in-flight expiry.
-            logger.error("idempotent answer not stored: storage unavailable")
-        return response
 
-    return wrapped
+def answer_once(
+    ticket: IdempotencyTicket | None, claim: Claim | None, run: Callable[[], object]
+) -> object:
+    """Answer a request whose Idempotency-Key admission took, or found taken: replay the
+    stored answer, refuse a clash, or run the request and keep its final answer."""
+    if ticket is None:
+        return run()
+    assert claim is not None, "admission takes the key of every ticket it lets through"
+    if claim.outcome != "started":
+        IDEMPOTENCY.labels(claim.outcome).inc()
+    if claim.outcome == "replay":
+        return _replay(claim.response)
+    if claim.outcome == "mismatch":
+        raise ApiProblem(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            "This Idempotency-Key was used with a different request body.",
+        )
+    if claim.outcome == "conflict":
+        raise ApiProblem(
+            409,
+            "idempotency-conflict",
+            "Request in progress",
+            "A request with this Idempotency-Key is still in progress; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+    store = current_app.extensions["store"]
+    try:
+        response = current_app.make_response(run())
+    except ApiProblem as problem:
+        response = problem_response(problem)
+    except BaseException:
+        store.release_request(ticket.key, claim.token)
+        raise
+    try:
+        if _keep(response):
+            ttl_s = current_app.extensions["settings"].idempotency_ttl_s
+            store.finish_request(ticket.key, claim.token, _stored(response), ttl_s)
+        else:
+            store.release_request(ticket.key, claim.token)
+    except StorageUnavailable:
+        # The answer stands; the key stays locked until its in-flight expiry.
+        logger.error("idempotent answer not stored: storage unavailable")
+    return response
 
 
 def fingerprint(raw: bytes) -> str:

@@ -32,16 +32,14 @@ def apply_keyword(sender_digits: str, text: str) -> str:
     return "opted-in"
 
 
-def refuse_if_opted_out(number: str) -> None:
-    """Refuse to send to a number that asked not to be texted."""
-    since = current_app.extensions["store"].opted_out_since(number)
-    if since is not None:
-        raise ApiProblem(
-            422,
-            "recipient-opted-out",
-            "Recipient opted out",
-            f"The recipient opted out of SMS on {since}; nothing was sent.",
-        )
+def opted_out(since: str) -> ApiProblem:
+    """The refusal to send to a number that asked not to be texted (checked in admission)."""
+    return ApiProblem(
+        422,
+        "recipient-opted-out",
+        "Recipient opted out",
+        f"The recipient opted out of SMS on {since}; nothing was sent.",
+    )
 
 
 @bp.get("/opt-outs/<number>")

@@ -21,14 +21,16 @@ from .store import Claim, StorageUnavailable, claim_from
 PREFIX = "sms:"
 TIMEOUT_S = 1.0  # fail fast: a request waits on Redis at most this long per command
 
-# Replace or delete an entry only while it still carries our token (compare-and-set).
+# Replace or delete an entry only while it still carries our token (compare-and-set);
+# finishing merges the answer into the entry in Redis, so it costs one round trip.
 _FINISH = """
 local current = redis.call('GET', KEYS[1])
-if current and cjson.decode(current)['token'] == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  return 1
-end
-return 0
+if not current then return 0 end
+local entry = cjson.decode(current)
+if entry['token'] ~= ARGV[1] then return 0 end
+entry['state'], entry['response'] = 'done', cjson.decode(ARGV[2])
+redis.call('SET', KEYS[1], cjson.encode(entry), 'EX', ARGV[3])
+return 1
 """
 _RELEASE = """
 local current = redis.call('GET', KEYS[1])
@@ -49,7 +51,12 @@ def connect(url: str) -> redis.Redis:
     )
 
 
-def _unavailable_on_error(method):
+def in_flight_entry(token: str, fingerprint: str) -> str:
+    """The entry of an Idempotency-Key whose request is running (redis_admission takes it too)."""
+    return json.dumps({"state": "in_flight", "token": token, "fingerprint": fingerprint})
+
+
+def unavailable_on_error(method):
     """Turn any Redis failure into StorageUnavailable (503): fail closed."""
 
     @functools.wraps(method)
@@ -77,7 +84,7 @@ class RedisStore:
         self._finish = client.register_script(_FINISH)
         self._release = client.register_script(_RELEASE)
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def save_sent(self, record: Record) -> None:
         """One round trip in the usual case; a webhook that came first is merged instead."""
         message_uuid = str(record["message_uuid"])
@@ -91,48 +98,45 @@ class RedisStore:
             self._update(message_uuid, lambda existing: merge_sent(existing, record))
         self._drop_oldest(count)
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def apply_status(self, event: dict[str, object]) -> Record:
         uuid_ = str(event["message_uuid"])
         return self._update(uuid_, lambda existing: apply_status(existing, event))
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def get_message(self, message_uuid: str) -> Record | None:
         raw = self.redis.get(PREFIX + "msg:" + message_uuid)
         return json.loads(raw) if raw else None
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def opt_out(self, number: str, since: str) -> str:
         self.redis.hsetnx(PREFIX + "optouts", number, since)  # the first date stays
         return self.redis.hget(PREFIX + "optouts", number).decode()
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def opt_in(self, number: str) -> bool:
         return bool(self.redis.hdel(PREFIX + "optouts", number))
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def opted_out_since(self, number: str) -> str | None:
         since = self.redis.hget(PREFIX + "optouts", number)
         return since.decode() if since else None
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
         token = uuid.uuid4().hex
-        entry = json.dumps({"state": "in_flight", "token": token, "fingerprint": fingerprint})
+        entry = in_flight_entry(token, fingerprint)
         # SET NX with an expiry: atomic, and a crash cannot hold the key past lock_s.
         if self.redis.set(PREFIX + "idem:" + key, entry, nx=True, ex=lock_s):
             return Claim("started", token=token)
         current = self.redis.get(PREFIX + "idem:" + key)
         return claim_from(json.loads(current) if current else None, fingerprint)
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def finish_request(self, key: str, token: str, response: dict, ttl_s: int) -> None:
-        current = self.redis.get(PREFIX + "idem:" + key)
-        entry = {**json.loads(current), "state": "done", "response": response} if current else None
-        if entry is not None:
-            self._finish(keys=[PREFIX + "idem:" + key], args=[token, json.dumps(entry), ttl_s])
+        self._finish(keys=[PREFIX + "idem:" + key], args=[token, json.dumps(response), ttl_s])
 
-    @_unavailable_on_error
+    @unavailable_on_error
     def release_request(self, key: str, token: str) -> None:
         self._release(keys=[PREFIX + "idem:" + key], args=[token])
 

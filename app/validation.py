@@ -51,7 +51,12 @@ class SmsRequest:
 
 
 def require_json(view):
-    """Refuse a body that is not JSON (415) or declared too large (413), without reading it."""
+    """Refuse a body that is not JSON (415) or too large (413); keep it in g.raw_body.
+
+    The body is read before the API key is looked at: a braked client's answer then takes
+    as long whether its key is right or not. Reading it is bounded by the server's read
+    deadline (app/worker.py), so a slow body costs a greenlet for 10 s at most.
+    """
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
@@ -63,18 +68,7 @@ def require_json(view):
                 "Send the body as JSON with Content-Type: application/json.",
             )
         if (request.content_length or 0) > MAX_BODY_BYTES:
-            raise RequestEntityTooLarge()
-        return view(*args, **kwargs)
-
-    return wrapped
-
-
-def with_body(view):
-    """Read the body into g.raw_body; placed after authentication, so a stranger's slow
-    or large body is never read."""
-
-    @functools.wraps(view)
-    def wrapped(*args, **kwargs):
+            raise RequestEntityTooLarge()  # declared too large: not read at all
         g.raw_body = read_body()
         return view(*args, **kwargs)
 

@@ -218,6 +218,15 @@ def test_first_request_starts_and_its_answer_replays(store):
     assert (replay.outcome, replay.response) == ("replay", ANSWER)
 
 
+def test_a_kept_answer_replays_exactly(store):
+    """Whatever it holds: text beyond ASCII and the BMP, slashes, numbers, no headers."""
+    answer = {"status": 422, "headers": {}, "body": '{"detail": "café / 😀 €", "n": 1.5e-7}'}
+    claim = store.begin_request("alpha:k1", FINGERPRINT, lock_s=30)
+    store.finish_request("alpha:k1", claim.token, answer, ttl_s=60)
+
+    assert store.begin_request("alpha:k1", FINGERPRINT, lock_s=30).response == answer
+
+
 def test_same_key_while_in_flight_is_a_conflict(store):
     store.begin_request("alpha:k1", FINGERPRINT, lock_s=30)
     assert store.begin_request("alpha:k1", FINGERPRINT, lock_s=30).outcome == "conflict"

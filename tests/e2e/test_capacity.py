@@ -231,14 +231,13 @@ def test_slow_and_idle_clients_cost_almost_nothing(service, credentials, upstrea
 @pytest.mark.parametrize(
     ("path", "headers", "status"),
     [
-        ("/send-sms", b"", 401),
-        ("/send-sms", b"X-API-Key: wrong-wrong-wrong-wrong-wrong\r\n", 401),
         ("/webhooks/status", b"", 503),  # unsigned: Vonage retries it signed
         ("/webhooks/status", b"Authorization: Bearer not.a.jwt\r\n", 401),
+        ("/webhooks/inbound", b"Authorization: Bearer not.a.jwt\r\n", 401),
     ],
 )
-def test_a_strangers_body_is_never_waited_for(service, path, headers, status):
-    """Authentication comes before the body: an unauthenticated request announcing a body
+def test_a_webhook_strangers_body_is_never_waited_for(service, path, headers, status):
+    """Webhooks check the signature before the body: an unsigned request announcing a body
     it never sends is answered at once."""
     connection = open_connection(service)
     try:
