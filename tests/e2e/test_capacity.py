@@ -22,7 +22,10 @@ pytestmark = pytest.mark.slow
 
 LATENCY_S = 2.0
 UNLIMITED = {"RATE_LIMIT": "100000 per minute", "RECIPIENT_RATE_LIMIT": "100000 per minute"}
-HEALTH_BOUND_S = 0.5  # worst /health answer allowed while sends wait on Vonage
+# /health may queue behind the CPU of a burst of arrivals (a few ms each, on 2 cores shared
+# with the test's own clients), never behind their wait on Vonage (seconds).
+HEALTH_WORST_S = 1.0
+HEALTH_P90_S = 0.1
 
 
 @dataclass
@@ -115,8 +118,9 @@ def health_probe(service):
 
 def assert_health_stayed_fast(times: list[float]) -> None:
     assert len(times) >= 10
-    assert max(times) < HEALTH_BOUND_S, f"slowest /health: {max(times):.3f} s"
-    assert statistics.median(times) < 0.1
+    assert max(times) < HEALTH_WORST_S, f"slowest /health: {max(times):.3f} s"
+    p90 = statistics.quantiles(times, n=10)[-1]
+    assert p90 < HEALTH_P90_S, f"/health p90: {p90:.3f} s"
 
 
 def assert_each_200_is_one_message(answers: list[Answer], upstream: EmulatorClient) -> None:
