@@ -360,6 +360,17 @@ def test_environment_is_read_once_at_start(monkeypatch, base_settings):
     assert session.proxies["https"] == "http://proxy.internal:3128"
 
 
+def test_environment_changed_after_start_is_not_read(raw_server, monkeypatch, make_app, settings):
+    """A proxy set after start-up (here one nobody listens on) is never used."""
+    server = raw_server(answer_202)
+    client = real_app(make_app, settings, server.host)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+    assert client.post("/send-sms", json=VALID_BODY, headers=AUTH).status_code == 200
+
+
 def test_no_proxy_is_honoured(monkeypatch, base_settings):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     monkeypatch.setenv("NO_PROXY", "api.nexmo.com")
