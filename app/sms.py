@@ -7,6 +7,7 @@ Everything else is answered at once; a lost answer is reported as unknown.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -16,15 +17,13 @@ from dataclasses import dataclass
 
 import requests
 from flask import Flask, current_app
-from vonage import Vonage
-from vonage_http_client import AuthenticationError, HttpRequestError
 from vonage_messages import Sms, SmsOptions
 
 from .errors import ApiProblem
 from .metrics import VONAGE_DURATION, VONAGE_OUTCOMES, VONAGE_RETRIES
 from .settings import Settings
 from .validation import SmsRequest
-from .vonage_client import OutcomeUnknown, build_vonage_client
+from .vonage_client import OutcomeUnknown, VonageTransport
 
 logger = logging.getLogger("sms_service")
 
@@ -43,39 +42,39 @@ _RECIPIENT_WORDS = ("recipient", "white-listed", "whitelist", "barred", "destina
 
 
 class SmsGateway:
-    """Holds the application's single Vonage client and sends through it."""
+    """Holds the application's single transport to Vonage and sends through it."""
 
     def __init__(
         self,
-        client: Vonage,
+        transport: VonageTransport,
         settings: Settings,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.client, self.settings, self.sleep, self.clock = client, settings, sleep, clock
+        self.transport, self.settings, self.sleep, self.clock = transport, settings, sleep, clock
 
     @classmethod
     def init_app(cls, app: Flask) -> SmsGateway:
         settings = app.extensions["settings"]
-        gateway = cls(build_vonage_client(settings), settings)
+        gateway = cls(VonageTransport(settings), settings)
         app.extensions["sms"] = gateway
         return gateway
 
     def send(self, message: SmsRequest) -> str:
         """Send one SMS and return its message_uuid, retrying only what is safe to retry."""
-        # The SDK's model checks the fields once; the same body serves every attempt.
-        body = to_vonage_sms(message).model_dump(by_alias=True, exclude_none=True)
+        # The SDK's model checks the fields once; the same bytes serve every attempt.
+        body = vonage_body(message)
         deadline = self.clock() + self.settings.vonage_timeout_s
         retries = 0
         renewed_token = False
         while True:
             try:
                 return self._send_once(body)
-            except AuthenticationError as exc:
+            except _TokenRefused as refused:
                 if renewed_token:
-                    raise _account_error(exc.response) from None
+                    raise _account_error(refused.response) from None
                 # A 401 means nothing was accepted: a fresh token covers clock skew or revocation.
-                self.client.http_client.auth.renew()
+                self.transport.renew_token()
                 renewed_token = True
             except _Retryable as retryable:
                 wait = max(_backoff(retries), retryable.retry_after or 0)
@@ -89,7 +88,7 @@ class SmsGateway:
                 )
                 self.sleep(wait)
 
-    def _send_once(self, body: dict) -> str:
+    def _send_once(self, body: bytes) -> str:
         """One call to Vonage, timed and counted by outcome."""
         started = time.perf_counter()
         outcome = "accepted"
@@ -101,38 +100,35 @@ class SmsGateway:
         except ApiProblem as problem:
             outcome = problem.slug
             raise
-        except AuthenticationError:
+        except _TokenRefused:
             outcome = "vonage-401"
             raise
         finally:
             VONAGE_DURATION.observe(time.perf_counter() - started)
             VONAGE_OUTCOMES.labels(outcome).inc()
 
-    def _call_vonage(self, body: dict) -> str:
-        """POST the SMS with the SDK's authenticated client, as Messages.send does, and read
-        the message_uuid ourselves: a 2xx without one is an upstream error, not a crash."""
-        http = self.client.http_client
+    def _call_vonage(self, body: bytes) -> str:
+        """POST the SMS through our transport and read the answer's status ourselves."""
         try:
-            answer = http.post(http.api_host, "/v1/messages", body)
-        except AuthenticationError:
-            raise
-        except HttpRequestError as exc:
-            raise _classify_status(exc.response) from None
+            response = self.transport.post(body)
         except (requests.ReadTimeout, OutcomeUnknown):
             raise _timeout(self.settings.vonage_timeout_s) from None
-        except requests.ConnectionError:  # only connect-phase failures reach here
+        except requests.ConnectionError:  # the transport lets through only what sent nothing
             raise _Retryable("no-connection", None) from None
         except requests.RequestException as exc:
             raise _upstream_error(f"The call to Vonage failed ({type(exc).__name__}).") from None
-        message_uuid = answer.get("message_uuid") if isinstance(answer, dict) else None
-        if not isinstance(message_uuid, str) or not message_uuid:
-            raise _upstream_error("Vonage accepted the request but its answer was unreadable.")
-        return message_uuid
+        return _message_uuid(response)
 
 
 def send_sms(message: SmsRequest) -> str:
     """Send one SMS through the app's gateway and return its message_uuid."""
     return current_app.extensions["sms"].send(message)
+
+
+def vonage_body(message: SmsRequest) -> bytes:
+    """The JSON body of the Messages API call, checked by the SDK's model."""
+    fields = to_vonage_sms(message).model_dump(by_alias=True, exclude_none=True)
+    return json.dumps(fields, separators=(",", ":")).encode()
 
 
 def to_vonage_sms(message: SmsRequest) -> Sms:
@@ -152,6 +148,26 @@ def to_vonage_sms(message: SmsRequest) -> Sms:
 class _Retryable(Exception):
     reason: str
     retry_after: float | None
+
+
+@dataclass
+class _TokenRefused(Exception):
+    """Vonage answered 401: nothing was accepted, so one more try with a new token is safe."""
+
+    response: requests.Response
+
+
+def _message_uuid(response: requests.Response) -> str:
+    """Return the message_uuid of a 2xx answer, or raise what the status means for us."""
+    status = response.status_code
+    if status == 401:
+        raise _TokenRefused(response)
+    if not 200 <= status < 300:  # redirects are not followed: a 3xx is an upstream error
+        raise _classify_status(response)
+    message_uuid = _json(response).get("message_uuid")
+    if not isinstance(message_uuid, str) or not message_uuid:
+        raise _upstream_error("Vonage accepted the request but its answer was unreadable.")
+    return message_uuid
 
 
 def _classify_status(response: requests.Response) -> Exception:

@@ -4,9 +4,11 @@ after the request was read, an answer that never comes."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 
 from emulator.tls import ensure_certificates, server_context
@@ -24,6 +26,27 @@ def answer_202(conn: ssl.SSLSocket, _request: bytes) -> None:
 
 def close_without_answer(conn: ssl.SSLSocket, _request: bytes) -> None:
     conn.close()
+
+
+def break_tls_then_close(conn: ssl.SSLSocket, _request: bytes) -> None:
+    """Answer with bytes outside TLS, as a broken middlebox would: the client's TLS fails."""
+    os.write(conn.fileno(), b"HTTP/1.1 202 Accepted\r\n\r\n")
+    time.sleep(0.1)
+    conn.close()
+
+
+def answer_half_a_body(release: threading.Event) -> Behaviour:
+    """Send the status line, headers and part of the body, then nothing until `release`."""
+
+    def behaviour(conn: ssl.SSLSocket, _request: bytes) -> None:
+        conn.sendall(
+            b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"message_uuid": "d8f86df1'
+        )
+        release.wait(5)
+        conn.close()
+
+    return behaviour
 
 
 class RawHttpsServer:

@@ -1,16 +1,32 @@
 """The one Vonage client: key parsed once, JWT reused and renewed, connections reused,
 and a POST never re-sent by the transport."""
 
+import dataclasses
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jwt
 import pytest
 
 from app.vonage_auth import RENEW_AFTER_S, TOKEN_LIFETIME_S, CachedJwtAuth
+from app.vonage_client import VonageTransport
 from tests.conftest import APPLICATION_ID, AUTH, UUID, VALID_BODY, VONAGE_SMS_URL
-from tests.raw_https import RawHttpsServer, answer_202, close_without_answer
+from tests.raw_https import (
+    RawHttpsServer,
+    answer_202,
+    answer_half_a_body,
+    break_tls_then_close,
+    close_without_answer,
+)
 from tools.stack import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class FakeClock:
@@ -154,6 +170,66 @@ def test_hung_upstream_times_out_and_is_sent_once(raw_server, make_app, settings
     assert len(server.requests) == 1
 
 
+def test_tls_failure_in_the_answer_is_sent_once(raw_server, make_app, settings):
+    """A TLS error after the request left is not a failed handshake: 504, never re-sent."""
+    server = raw_server(break_tls_then_close)
+    client = real_app(make_app, settings, server.host)
+
+    response = client.post("/send-sms", json=VALID_BODY, headers=AUTH)
+
+    assert response.status_code == 504
+    assert response.json["type"].endswith("/upstream-timeout")
+    time.sleep(0.2)
+    assert len(server.requests) == 1
+
+
+def test_answer_lost_in_the_body_is_sent_once(raw_server, make_app, settings):
+    """Headers came, the body stopped: Vonage has the SMS, so 504 and no second try."""
+    release = threading.Event()
+    server = raw_server(answer_half_a_body(release))
+    client = real_app(make_app, settings, server.host, vonage_timeout_s=1)
+
+    response = client.post("/send-sms", json=VALID_BODY, headers=AUTH)
+    release.set()
+
+    assert response.status_code == 504
+    assert len(server.requests) == 1
+
+
+def test_failed_tls_handshake_is_retried_then_503(
+    tmp_path, monkeypatch, make_app, settings, vonage
+):
+    """An untrusted certificate stops the handshake: nothing was sent, so retrying is safe."""
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    server = RawHttpsServer(tmp_path / "certs", answer_202)  # its CA is trusted by nobody
+    vonage.add_passthru(f"https://{server.host}")
+    try:
+        app = make_app(settings, vonage_api_host=server.host)
+        response = app.test_client().post("/send-sms", json=VALID_BODY, headers=AUTH)
+    finally:
+        server.stop()
+
+    assert response.status_code == 503
+    assert response.json["type"].endswith("/upstream-unavailable")
+    assert len(app.extensions["sleeps"]) == 2
+    assert (server.connections, server.requests) == (3, [])
+
+
+def test_unreachable_proxy_is_retried_then_503(monkeypatch, make_app, settings, vonage):
+    """The proxy refused the connection: nothing reached Vonage, so retrying is safe."""
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    vonage.add_passthru(VONAGE_SMS_URL)
+    app = make_app(settings)
+
+    response = app.test_client().post("/send-sms", json=VALID_BODY, headers=AUTH)
+
+    assert response.status_code == 503
+    assert len(app.extensions["sleeps"]) == 2
+
+
 def test_connection_refused_is_retried_then_503(make_app, settings, vonage):
     host = f"127.0.0.1:{free_port()}"
     vonage.add_passthru(f"https://{host}")
@@ -177,25 +253,126 @@ def test_connection_is_reused_across_sends(raw_server, make_app, settings):
     assert server.connections == 1
 
 
+def test_pool_keeps_a_connection_per_send_in_flight(raw_server, settings):
+    """Pool size follows VONAGE_MAX_IN_FLIGHT: 12 concurrent sends, twice, open 12 connections
+    (urllib3's default of 10 would drop two after the first round and open two more)."""
+
+    def slow_202(conn, request):
+        time.sleep(0.3)  # every send of a round is in flight at once
+        answer_202(conn, request)
+
+    server = raw_server(slow_202)
+    transport = VonageTransport(
+        dataclasses.replace(settings, vonage_api_host=server.host, vonage_max_in_flight=12)
+    )
+    with ThreadPoolExecutor(12) as pool:
+        for _ in range(2):
+            answers = list(pool.map(lambda _: transport.post(b"{}").status_code, range(12)))
+            assert answers == [202] * 12
+
+    assert server.connections == 12
+
+
+def test_each_request_gets_its_own_headers_and_no_cookie(app, client, vonage):
+    """Nothing the session holds changes per request: headers are built per call, and a
+    cookie Vonage sets is not kept (a jar would be state shared by every thread)."""
+    sticky = {"Set-Cookie": "AWSALB=sticky; Path=/"}
+    vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202, headers=sticky)
+    vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202)
+
+    for _ in range(2):
+        assert client.post("/send-sms", json=VALID_BODY, headers=AUTH).status_code == 200
+
+    for call in vonage.calls:
+        headers = call.request.headers
+        assert headers["Authorization"].startswith(b"Bearer ")
+        assert headers["Content-Type"] == headers["Accept"] == "application/json"
+        assert headers["User-Agent"].startswith("sms-service/")
+        assert "Cookie" not in headers
+    session = app.extensions["sms"].transport.session
+    assert dict(session.headers) == {}
+    assert len(session.cookies) == 0
+
+
+GEVENT_SENDS = """
+from gevent import monkey
+
+monkey.patch_all()
+
+import json, os, time
+import gevent
+from app.settings import Settings
+from app.sms import SmsGateway
+from app.validation import parse_send_sms
+from app.vonage_client import VonageTransport
+
+settings = Settings.from_environ(json.loads(os.environ["TEST_SETTINGS"]))
+gateway = SmsGateway(VonageTransport(settings), settings)
+message = parse_send_sms({"to": "+14155550100", "text": "hi"}, settings)
+started = time.monotonic()
+jobs = [gevent.spawn(gateway.send, message) for _ in range(20)]
+gevent.joinall(jobs, raise_error=True)
+print(json.dumps({"uuids": [job.value for job in jobs], "elapsed": time.monotonic() - started}))
+"""
+
+
+def test_sends_run_side_by_side_under_gevent(raw_server, test_env):
+    """Monkey-patched, 20 greenlets each wait 0.3 s for Vonage at the same time: nothing in
+    the transport blocks the loop or keeps per-thread state."""
+    pytest.importorskip("gevent", reason="gevent (for gunicorn's gevent worker) is not installed")
+
+    def slow_202(conn, request):
+        time.sleep(0.3)
+        answer_202(conn, request)
+
+    server = raw_server(slow_202)
+    environment = {
+        **os.environ,  # REQUESTS_CA_BUNDLE trusts the server
+        "TEST_SETTINGS": json.dumps({**test_env, "VONAGE_API_HOST": server.host}),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", GEVENT_SENDS],
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["uuids"] == [UUID] * 20
+    assert outcome["elapsed"] < 3  # one after another: 6 s
+    assert (len(server.requests), server.connections) == (20, 20)
+
+
 def test_environment_is_read_once_at_start(monkeypatch, base_settings):
     """CA bundle and proxies come from the environment at start-up, not on every request."""
-    from app.vonage_client import build_vonage_client
-
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/our-ca.pem")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    session = build_vonage_client(base_settings).http_client._session
+    session = VonageTransport(base_settings).session
 
     assert session.trust_env is False
     assert session.verify == "/etc/ssl/our-ca.pem"
     assert session.proxies["https"] == "http://proxy.internal:3128"
 
 
-def test_no_proxy_is_honoured(monkeypatch, base_settings):
-    from app.vonage_client import build_vonage_client
+def test_environment_changed_after_start_is_not_read(raw_server, monkeypatch, make_app, settings):
+    """A proxy set after start-up (here one nobody listens on) is never used."""
+    server = raw_server(answer_202)
+    client = real_app(make_app, settings, server.host)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
 
+    assert client.post("/send-sms", json=VALID_BODY, headers=AUTH).status_code == 200
+
+
+def test_no_proxy_is_honoured(monkeypatch, base_settings):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     monkeypatch.setenv("NO_PROXY", "api.nexmo.com")
-    session = build_vonage_client(base_settings).http_client._session
+    session = VonageTransport(base_settings).session
     assert "https" not in session.proxies

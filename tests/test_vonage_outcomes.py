@@ -99,6 +99,13 @@ def test_gateway_errors_are_not_retried(client, vonage, vonage_status):
     assert len(vonage.calls) == 1
 
 
+def test_redirects_are_not_followed(client, vonage):
+    """Following a redirect would send the POST again: a 3xx is an upstream error, sent once."""
+    vonage.post(VONAGE_SMS_URL, status=307, headers={"Location": VONAGE_SMS_URL})
+    assert_problem(send(client), 502, "upstream-error")
+    assert len(vonage.calls) == 1
+
+
 def test_unreadable_success_is_an_upstream_error_sent_once(client, vonage):
     vonage.post(VONAGE_SMS_URL, body="not json", status=202)
     assert_problem(send(client), 502, "upstream-error")
