@@ -14,21 +14,8 @@ import threading
 
 from flask import Flask, current_app
 
-from .errors import ApiProblem
+from .errors import service_busy
 from .metrics import SENDS_IN_FLIGHT, SENDS_SHED
-
-RETRY_AFTER_S = 1
-
-
-class ServiceBusy(ApiProblem):
-    def __init__(self):
-        super().__init__(
-            503,
-            "service-busy",
-            "Service busy",
-            "Too many SMS are being sent right now; nothing was sent. Retry shortly.",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        )
 
 
 class Bulkhead:
@@ -49,7 +36,9 @@ class Bulkhead:
         """Take a slot, or raise ServiceBusy after wait_s."""
         if not self._slots.acquire(timeout=self.wait_s):
             SENDS_SHED.inc()
-            raise ServiceBusy()
+            raise service_busy(
+                "Too many SMS are being sent right now; nothing was sent. Retry shortly."
+            )
         SENDS_IN_FLIGHT.inc()
 
     def release(self) -> None:

@@ -149,6 +149,11 @@ def request_timeout_problem() -> ApiProblem:
     )
 
 
+def service_busy(detail: str) -> ApiProblem:
+    """A request shed under load before anything was done for it; retry in a second."""
+    return ApiProblem(503, "service-busy", "Service busy", detail, headers={"Retry-After": "1"})
+
+
 def unreadable_request_problem(status: int, reason: str) -> ApiProblem:
     """A request refused before it could be read (by gunicorn: a malformed request line,
     headers too large). Its message is left out: it quotes the request."""

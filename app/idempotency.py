@@ -25,12 +25,7 @@ from .store import Claim, StorageUnavailable
 logger = logging.getLogger("sms_service")
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII
-NOT_KEPT_SLUGS = {
-    "upstream-unavailable",
-    "storage-unavailable",
-    "upstream-account-error",
-    "service-busy",
-}
+NOT_KEPT_SLUGS = {"upstream-unavailable", "storage-unavailable", "upstream-account-error"}
 KEPT_HEADERS = ("Content-Type",)
 
 

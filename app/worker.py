@@ -30,6 +30,7 @@ from .errors import (
     RequestTimeout,
     problem_body,
     request_timeout_problem,
+    service_busy,
     unreadable_request_problem,
 )
 from .security import SECURITY_HEADERS
@@ -118,20 +119,14 @@ class _ClientSocket:
         return getattr(self._sock, name)
 
 
-def busy_problem() -> ApiProblem:
-    return ApiProblem(
-        503,
-        "service-busy",
-        "Service busy",
-        "The service has too many connections open; retry shortly.",
-        headers={"Retry-After": "1"},
-    )
-
-
 def refuse_busy(client: socket.socket) -> None:
     """Answer 503 on a connection past the cap, let the client finish sending, close."""
     with contextlib.suppress(OSError):
-        write_problem(client, busy_problem(), "Service Unavailable")
+        write_problem(
+            client,
+            service_busy("The service has too many connections open; retry shortly."),
+            "Service Unavailable",
+        )
         client.shutdown(socket.SHUT_WR)
         client.settimeout(DRAIN_S)
         deadline = time.monotonic() + DRAIN_S
