@@ -5,10 +5,15 @@ moving-window strategy. POST /send-sms counts its limits in its admission step
 (admission.py), at their places in the request: the failed-key brake, the key's limit
 before validation, the recipient's after it. The other routes' key checks use the
 brake here. When Redis is out of reach, the limits fail closed (503).
+
+In process memory the counters live in BoundedMemoryStorage (limit_storage.py): idle keys
+go, and at most MAX_LIMIT_KEYS are kept. A client address is always an IP address
+(client_ip), so a header cannot make a key of any other string.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 
@@ -21,8 +26,11 @@ from limits.strategies import RateLimiter
 
 from .admission import FAILED_AUTH, LimitItems, Window
 from .errors import ApiProblem
+from .limit_storage import BoundedMemoryStorage
 from .metrics import RATE_LIMITED
 from .store import StorageUnavailable
+
+MAX_LIMIT_KEYS = 100_000  # counters kept in process memory; the least recently counted go first
 
 
 class RateLimits:
@@ -31,13 +39,16 @@ class RateLimits:
     def __init__(self, app: Flask):
         settings = app.extensions["settings"]
         app.config["RATELIMIT_ENABLED"] = True  # always explicit: flask-limiter reads it once
-        app.config["RATELIMIT_STORAGE_URI"] = settings.ratelimit_storage_uri
+        # Process memory counts per process; several workers or instances need Redis.
+        app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or BoundedMemoryStorage.URI
         if settings.redis_url:  # fail fast, and as limits' own StorageError
             app.config["RATELIMIT_STORAGE_OPTIONS"] = {
                 "wrap_exceptions": True,
                 "socket_timeout": 1,
                 "socket_connect_timeout": 1,
             }
+        else:
+            app.config["RATELIMIT_STORAGE_OPTIONS"] = {"max_keys": MAX_LIMIT_KEYS}
         self.limiter = Limiter(key_func=get_remote_address, strategy="moving-window")
         # Only its storage and strategy are used: every limit is counted at its place in the
         # request. Marked as registered, init_app skips its request hooks (decorated and
@@ -110,8 +121,26 @@ def count_auth_failure() -> None:
 
 
 def client_ip() -> str:
-    """The client's address, as the failed-key brake counts it (ProxyFix has set it)."""
-    return request.remote_addr or "-"
+    """The client's address, as the limits count it: the one ProxyFix took from
+    X-Forwarded-For when it is an IP address, else the peer's. Anything else a header holds
+    would become a limiter key of its own."""
+    forwarded = _ip_address(request.remote_addr)
+    if forwarded is not None:
+        return forwarded
+    peer = request.environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR")
+    return _ip_address(peer) or "-"
+
+
+def _ip_address(value: str | None) -> str | None:
+    """`value` as an IP address in its one canonical spelling, or None (an IPv6 zone too,
+    which may hold any text)."""
+    try:
+        address = ipaddress.ip_address(value or "")
+    except ValueError:
+        return None
+    if getattr(address, "scope_id", None):
+        return None
+    return str(address)
 
 
 def _add_rate_limit_headers(response):

@@ -59,11 +59,6 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
 
     @property
-    def ratelimit_storage_uri(self) -> str:
-        """Process memory counts per process; several workers or instances need Redis."""
-        return self.redis_url or "memory://"
-
-    @property
     def request_deadline_s(self) -> int:
         """The longest a send can take: one attempt, backoff and retries inside VONAGE_TIMEOUT,
         then a last attempt; gunicorn's worker timeout and the idempotency lock follow it."""
