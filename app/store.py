@@ -83,6 +83,12 @@ class Store(Protocol):
 
     def opted_out_since(self, number: str) -> str | None: ...
 
+    def note_key_at(self, client_ip: str, name: str, ttl_s: int) -> None:
+        """Remember for `ttl_s` that the credential `name` succeeded from `client_ip`."""
+
+    def key_known_at(self, client_ip: str, name: str) -> bool:
+        """Tell whether the credential `name` succeeded from `client_ip` lately."""
+
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
         """Take `key` for a new request, atomically, or say who holds it."""
 
@@ -100,6 +106,7 @@ class Store(Protocol):
 # lock, so its work is bounded; each begin adds one entry, so the expired still drain.
 EXPIRED_PER_BEGIN = 8
 ENTRY_OVERHEAD = 300  # bytes an idempotency entry costs beyond its key and answer body, roughly
+MAX_KNOWN_KEYS = 100_000  # (address, credential) pairs that pass the brake; the oldest go first
 
 
 class MemoryStore:
@@ -121,6 +128,8 @@ class MemoryStore:
         # key -> (expires at, entry, bytes), in the order the keys were taken: oldest first
         self._requests: OrderedDict[str, tuple[float, dict, int]] = OrderedDict()
         self._request_bytes = 0
+        # (address, credential name) -> when it stops passing the brake: soonest first
+        self._known: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def save_sent(self, record: Record) -> None:
         self._update(str(record["message_uuid"]), lambda existing: merge_sent(existing, record))
@@ -147,6 +156,23 @@ class MemoryStore:
     def opted_out_since(self, number: str) -> str | None:
         with self._lock:
             return self._opt_outs.get(number)
+
+    def note_key_at(self, client_ip: str, name: str, ttl_s: int) -> None:
+        with self._lock:
+            now = self.clock()
+            self._known[(client_ip, name)] = now + ttl_s
+            self._known.move_to_end((client_ip, name))
+            for _ in range(EXPIRED_PER_BEGIN):  # a few at a time, as for idempotency keys
+                oldest = next(iter(self._known.items()), None)
+                if oldest is None or oldest[1] > now:
+                    break
+                del self._known[oldest[0]]
+            while len(self._known) > MAX_KNOWN_KEYS:
+                self._known.popitem(last=False)
+
+    def key_known_at(self, client_ip: str, name: str) -> bool:
+        with self._lock:
+            return self._known.get((client_ip, name), 0.0) > self.clock()
 
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
         with self._lock:

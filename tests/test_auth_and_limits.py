@@ -127,10 +127,38 @@ def test_failed_authentication_is_limited_per_ip(client, vonage):
     assert other.status_code == 200
 
 
+def test_a_braked_address_still_serves_a_key_that_succeeded_from_it(client, vonage):
+    """One NAT, two callers: a neighbour's wrong keys brake the address, and the key already
+    in use there keeps working on every route; a key new to the address, right or wrong, is
+    refused alike (a guess is not confirmed)."""
+    nat = "203.0.113.9"
+    for _ in range(2):
+        vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202)
+    assert send_from(client, nat, AUTH).status_code == 200
+    for _ in range(10):
+        assert send_from(client, nat, WRONG).status_code == 401
+
+    assert send_from(client, nat, AUTH).status_code == 200
+    assert read_from(client, nat, AUTH).status_code == 200
+    for headers in (AUTH_B, WRONG):
+        assert send_from(client, nat, headers).status_code == 429
+        assert read_from(client, nat, headers).status_code == 429
+
+
+def test_the_brake_counts_wrong_keys_on_the_other_routes(client):
+    for _ in range(10):
+        assert read_from(client, "203.0.113.9", WRONG).status_code == 401
+    assert read_from(client, "203.0.113.9", AUTH).status_code == 429
+
+
 def send_from(client, ip, headers):
     return client.post(
         "/send-sms", json=VALID_BODY, headers=headers, environ_base={"REMOTE_ADDR": ip}
     )
+
+
+def read_from(client, ip, headers):
+    return client.get(f"/messages/{UUID}", headers=headers, environ_base={"REMOTE_ADDR": ip})
 
 
 def test_x_forwarded_for_is_ignored_without_trusted_proxies(client):

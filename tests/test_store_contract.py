@@ -290,6 +290,18 @@ def test_concurrent_begins_start_exactly_one(store):
     assert sorted(outcomes) == ["conflict"] * 19 + ["started"]
 
 
+def test_a_key_noted_at_an_address_is_known_there_for_its_ttl(make_store):
+    """What lets a key pass its address's failed-key brake (admission.py)."""
+    store = make_store(clock=time.time)
+    store.note_key_at("2001:db8::1", "alpha", ttl_s=1)
+
+    assert store.key_known_at("2001:db8::1", "alpha") is True
+    assert store.key_known_at("2001:db8::1", "beta") is False
+    assert store.key_known_at("2001:db8::2", "alpha") is False
+    time.sleep(1.1)
+    assert store.key_known_at("2001:db8::1", "alpha") is False
+
+
 def test_ping(store):
     assert store.ping() is True
 
