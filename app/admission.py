@@ -12,8 +12,8 @@ The brake: once an address has failed AUTH_FAILURE_LIMIT, every credential it se
 refused (429), right or wrong, so that a guess cannot be confirmed; except a credential
 that succeeded from that same address within the last `known_key_s` (24 h). An attacker
 has no such credential, and a braked shared address (a NAT, a sidecar, a load balancer)
-still serves the callers who were already using it. The other routes' API keys use the
-same brake: a ticket stopped after the key.
+still serves the callers who were already using it. Other routes' credentials (the
+metrics token, webhook signatures) use the same brake: a ticket stopped after the key.
 
 Two implementations keep one contract (tests/test_admission_contract.py).
 StepwiseAdmission calls limits' strategy and the Store one check at a time: in process
@@ -71,7 +71,9 @@ class Ticket:
     """What one request asks of the shared state, worked out before any round trip."""
 
     client_ip: str
-    api_key: str | None  # the key's name; None when the presented secret matched none
+    # The key's name (or another credential's: "#metrics", "#webhook"); None when the
+    # presented secret matched none.
+    api_key: str | None
     stop_after: StopAfter = "recipient-limit"
     idempotency: IdempotencyTicket | None = None
     recipient: str | None = None  # E.164; needed when stop_after is "recipient-limit"

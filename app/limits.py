@@ -3,9 +3,9 @@
 flask-limiter owns the storage (process memory, or Redis when configured) and the
 moving-window strategy. POST /send-sms counts its limits in its admission step
 (admission.py), at their places in the request: the failed-key brake, the key's limit
-before validation, the recipient's after it. The other routes' API keys go through the
-brake in the same admission step, stopped after it. When Redis is out of reach, the limits
-fail closed (503).
+before validation, the recipient's after it. The other credentials (the other routes'
+API keys, the metrics token, webhook signatures) go through the brake in the same
+admission step, stopped after it. When Redis is out of reach, the limits fail closed (503).
 
 In process memory the counters live in BoundedMemoryStorage (limit_storage.py): idle keys
 go, and at most MAX_LIMIT_KEYS are kept. A client address is always an IP address
