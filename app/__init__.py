@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, health, messages, metrics, openapi, optouts, webhooks
+from . import api, health, messages, openapi, optouts, scrape, webhooks
 from .admission import build_admission
 from .bulkhead import Bulkhead
 from .errors import log_unhandled, register_error_handlers
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     SmsGateway.init_app(app)
     Bulkhead.init_app(app)
     register_error_handlers(app)
-    blueprints = (health.bp, api.bp, messages.bp, optouts.bp, webhooks.bp, metrics.bp, openapi.bp)
+    blueprints = (health.bp, api.bp, messages.bp, optouts.bp, webhooks.bp, scrape.bp, openapi.bp)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app

@@ -8,6 +8,13 @@ and how far the storage checks must go before a refusal Python already knows abo
 then one `admit` runs the storage checks in that order and returns a Verdict: the
 first gate that refused, or none.
 
+The brake: once an address has failed AUTH_FAILURE_LIMIT, every credential it sends is
+refused (429), right or wrong, so that a guess cannot be confirmed; except a credential
+that succeeded from that same address within the last `known_key_s` (24 h). An attacker
+has no such credential, and a braked shared address (a NAT, a sidecar, a load balancer)
+still serves the callers who were already using it. Other routes' credentials (the
+metrics token, webhook signatures) use the same brake: a ticket stopped after the key.
+
 Two implementations keep one contract (tests/test_admission_contract.py).
 StepwiseAdmission calls limits' strategy and the Store one check at a time: in process
 memory a call costs nothing. RedisAdmission (redis_admission.py) runs the same
@@ -36,13 +43,18 @@ Gate = Literal["failed-auth", "api-key", "idempotency", "key-limit", "opt-out", 
 StopAfter = Literal["api-key", "key-limit", "recipient-limit"]
 
 
+KNOWN_KEY_S = 24 * 3600  # how long a credential that succeeded from an address passes its brake
+
+
 @dataclass(frozen=True)
 class LimitItems:
-    """The parsed limits: failed keys per client IP, per API key, per recipient."""
+    """The parsed limits: failed keys per client IP, per API key, per recipient; and how long
+    a credential that succeeded from an address passes that address's brake."""
 
     failed_auth: list[RateLimitItem]
     per_key: list[RateLimitItem]
     per_recipient: list[RateLimitItem]
+    known_key_s: int = KNOWN_KEY_S
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,9 @@ class Ticket:
     """What one request asks of the shared state, worked out before any round trip."""
 
     client_ip: str
-    api_key: str | None  # the key's name; None when the presented secret matched none
+    # The key's name (or another credential's: "#metrics", "#webhook"); None when the
+    # presented secret matched none.
+    api_key: str | None
     stop_after: StopAfter = "recipient-limit"
     idempotency: IdempotencyTicket | None = None
     recipient: str | None = None  # E.164; needed when stop_after is "recipient-limit"
@@ -123,13 +137,16 @@ class StepwiseAdmission:
 
     def _admit(self, ticket: Ticket) -> Verdict:
         limits, ip = self.limits, ticket.client_ip
-        for item in limits.failed_auth:  # the brake: refuse whatever key comes next
+        for item in limits.failed_auth:  # the brake: refuse whatever key comes next...
             if not self.strategy.test(item, FAILED_AUTH, ip):
-                return Verdict("failed-auth", self._window(item, FAILED_AUTH, ip))
+                if ticket.api_key is None or not self.store.key_known_at(ip, ticket.api_key):
+                    return Verdict("failed-auth", self._window(item, FAILED_AUTH, ip))
+                break  # ...but a key that succeeded from this address lately
         if ticket.api_key is None:
             for item in limits.failed_auth:
                 self.strategy.hit(item, FAILED_AUTH, ip)
             return Verdict("api-key")
+        self.store.note_key_at(ip, ticket.api_key, limits.known_key_s)
         if ticket.stop_after == "api-key":
             return Verdict(None)
         claim = None

@@ -8,18 +8,18 @@ import hmac
 from flask import current_app, g, request
 
 from .errors import ApiProblem
-from .limits import count_auth_failure, refuse_if_auth_failures_spent
+from .limits import admit_credential
 
 
 def require_api_key(view):
-    """Reject the request with 401 unless X-API-Key is one of our keys."""
+    """Reject the request with 401 unless X-API-Key is one of our keys, and with 429 while
+    the failed-key brake holds the client's address (whatever key it sends next)."""
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        refuse_if_auth_failures_spent()  # slows key guessing, whatever key comes next
         name = identify_api_key(request.headers.get("X-API-Key", ""))
+        admit_credential(name)  # slows key guessing; counts a wrong key
         if name is None:
-            count_auth_failure()
             raise unauthorized()
         g.api_key_name = name  # for limits, logs and metrics; the secret goes nowhere
         return view(*args, **kwargs)

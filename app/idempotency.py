@@ -5,6 +5,10 @@ replayed to any later request with the same key and body, without calling Vonage
 Answers that prove nothing was sent (429, 503, an account error) are not kept, so a
 retry with the same key sends. An unknown outcome (504, 502) is kept: replaying it
 is safe, sending again is not.
+
+What is kept is bounded: a body of at most MAX_KEPT_BODY bytes under each key (our answers
+are far smaller: a refusal names at most a few unknown fields), kept IDEMPOTENCY_TTL; in
+process memory the store also bounds how many answers, and how many bytes, it holds.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII
 NOT_KEPT_SLUGS = {"upstream-unavailable", "storage-unavailable", "upstream-account-error"}
 KEPT_HEADERS = ("Content-Type",)
+MAX_KEPT_BODY = 4096  # bytes of one kept answer's body
+_CORE_FIELD = 300  # characters of one field an answer over MAX_KEPT_BODY keeps
 
 
 def idempotency_ticket(
@@ -80,7 +86,7 @@ def answer_once(
     try:
         if _keep(response):
             ttl_s = current_app.extensions["settings"].idempotency_ttl_s
-            store.finish_request(ticket.key, claim.token, _stored(response), ttl_s)
+            store.finish_request(ticket.key, claim.token, kept_answer(response), ttl_s)
         else:
             store.release_request(ticket.key, claim.token)
     except StorageUnavailable:
@@ -103,14 +109,36 @@ def _keep(response: Response) -> bool:
     return response.status_code != 429 and g.get("error_slug") not in NOT_KEPT_SLUGS
 
 
-def _stored(response: Response) -> dict:
+def kept_answer(response: Response) -> dict:
+    """The answer to keep under a key: status, Content-Type and a body of at most MAX_KEPT_BODY
+    bytes. A larger body (none of ours is) is kept as its core: see _core."""
+    body = response.get_data(as_text=True)
+    if len(body.encode()) > MAX_KEPT_BODY:
+        body = _core(body)
     return {
         "status": response.status_code,
         "headers": {
             name: response.headers[name] for name in KEPT_HEADERS if name in response.headers
         },
-        "body": response.get_data(as_text=True),
+        "body": body,
     }
+
+
+def _core(body: str) -> str:
+    """A JSON object's short top-level fields, as many as fit in MAX_KEPT_BODY bytes: a problem
+    keeps its type, title, status and request_id, and loses lists such as `errors`."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    core: dict[str, object] = {}
+    for name, value in parsed.items() if isinstance(parsed, dict) else ():
+        if isinstance(value, list | dict) or len(str(value)) > _CORE_FIELD:
+            continue
+        if len(json.dumps({**core, name: value}).encode()) > MAX_KEPT_BODY:
+            break
+        core[name] = value
+    return json.dumps(core)
 
 
 def _replay(stored: dict) -> Response:

@@ -3,26 +3,33 @@
 flask-limiter owns the storage (process memory, or Redis when configured) and the
 moving-window strategy. POST /send-sms counts its limits in its admission step
 (admission.py), at their places in the request: the failed-key brake, the key's limit
-before validation, the recipient's after it. The other routes' key checks use the
-brake here. When Redis is out of reach, the limits fail closed (503).
+before validation, the recipient's after it. The other credentials (the other routes'
+API keys, the metrics token, webhook signatures) go through the brake in the same
+admission step, stopped after it. When Redis is out of reach, the limits fail closed (503).
+
+In process memory the counters live in BoundedMemoryStorage (limit_storage.py): idle keys
+go, and at most MAX_LIMIT_KEYS are kept. A client address is always an IP address
+(client_ip), so a header cannot make a key of any other string.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 
 from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from limits import RateLimitItem, parse_many
-from limits.errors import StorageError
+from limits import parse_many
 from limits.strategies import RateLimiter
 
-from .admission import FAILED_AUTH, LimitItems, Window
+from .admission import FAILED_AUTH, Admission, LimitItems, Ticket, Window
 from .errors import ApiProblem
+from .limit_storage import BoundedMemoryStorage
 from .metrics import RATE_LIMITED
-from .store import StorageUnavailable
+
+MAX_LIMIT_KEYS = 100_000  # counters kept in process memory; the least recently counted go first
 
 
 class RateLimits:
@@ -31,13 +38,16 @@ class RateLimits:
     def __init__(self, app: Flask):
         settings = app.extensions["settings"]
         app.config["RATELIMIT_ENABLED"] = True  # always explicit: flask-limiter reads it once
-        app.config["RATELIMIT_STORAGE_URI"] = settings.ratelimit_storage_uri
+        # Process memory counts per process; several workers or instances need Redis.
+        app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or BoundedMemoryStorage.URI
         if settings.redis_url:  # fail fast, and as limits' own StorageError
             app.config["RATELIMIT_STORAGE_OPTIONS"] = {
                 "wrap_exceptions": True,
                 "socket_timeout": 1,
                 "socket_connect_timeout": 1,
             }
+        else:
+            app.config["RATELIMIT_STORAGE_OPTIONS"] = {"max_keys": MAX_LIMIT_KEYS}
         self.limiter = Limiter(key_func=get_remote_address, strategy="moving-window")
         # Only its storage and strategy are used: every limit is counted at its place in the
         # request. Marked as registered, init_app skips its request hooks (decorated and
@@ -55,13 +65,6 @@ class RateLimits:
     @property
     def strategy(self) -> RateLimiter:
         return self.limiter.limiter
-
-    def check(self, items: list[RateLimitItem], scope: str, key: str, slug: str) -> None:
-        """Raise 429 when a limit is already spent, without counting this request."""
-        for item in items:
-            if not _reachable(self.strategy.test, item, scope, key):
-                stats = _reachable(self.strategy.get_window_stats, item, scope, key)
-                raise too_many(Window(item, stats), scope, slug)
 
 
 def too_many(window: Window, scope: str, slug: str) -> ApiProblem:
@@ -84,34 +87,44 @@ def show_rate_limit(window: Window) -> None:
     g.rate_limit_shown = window
 
 
-def _reachable(call, *args):
-    """Run a storage call; a storage out of reach refuses the request (fail closed)."""
-    try:
-        return call(*args)
-    except StorageError as exc:
-        raise StorageUnavailable() from exc
+def admission() -> Admission:
+    return current_app.extensions["admission"]
 
 
-def _rate_limits() -> RateLimits:
-    return current_app.extensions["rate_limits"]
+def admit_credential(name: str | None) -> None:
+    """Put a credential already compared through the failed-key brake: `name` is whose it is,
+    None when it matched nothing (a failure, counted against the client's address).
 
-
-def refuse_if_auth_failures_spent() -> None:
-    """Refuse a client IP that has failed authentication too often, before checking its key."""
-    limits = _rate_limits()
-    limits.check(limits.items.failed_auth, FAILED_AUTH, client_ip(), "rate-limited")
-
-
-def count_auth_failure() -> None:
-    """Count one failed authentication against the client IP."""
-    limits = _rate_limits()
-    for item in limits.items.failed_auth:
-        _reachable(limits.strategy.hit, item, FAILED_AUTH, client_ip())
+    Raise 429 while the address is braked, whether the credential is right or wrong, so that
+    a guess cannot be confirmed; only a credential that succeeded from this address lately
+    still passes (admission.py). Return for a right one and for a wrong one not braked: the
+    caller answers the wrong one (401)."""
+    verdict = admission().admit(Ticket(client_ip(), name, stop_after="api-key"))
+    if verdict.refused_by == "failed-auth":
+        raise too_many(verdict.window, FAILED_AUTH, "rate-limited")
 
 
 def client_ip() -> str:
-    """The client's address, as the failed-key brake counts it (ProxyFix has set it)."""
-    return request.remote_addr or "-"
+    """The client's address, as the limits count it: the one ProxyFix took from
+    X-Forwarded-For when it is an IP address, else the peer's. Anything else a header holds
+    would become a limiter key of its own."""
+    forwarded = _ip_address(request.remote_addr)
+    if forwarded is not None:
+        return forwarded
+    peer = request.environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR")
+    return _ip_address(peer) or "-"
+
+
+def _ip_address(value: str | None) -> str | None:
+    """`value` as an IP address in its one canonical spelling, or None (an IPv6 zone too,
+    which may hold any text)."""
+    try:
+        address = ipaddress.ip_address(value or "")
+    except ValueError:
+        return None
+    if getattr(address, "scope_id", None):
+        return None
+    return str(address)
 
 
 def _add_rate_limit_headers(response):

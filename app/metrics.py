@@ -1,4 +1,4 @@
-"""Prometheus metrics, and GET /metrics.
+"""Prometheus metrics: the counters every module counts in (GET /metrics: scrape.py).
 
 Under gunicorn every worker writes its samples to PROMETHEUS_MULTIPROC_DIR (prepared
 and cleaned by gunicorn.conf.py) and /metrics adds them up; elsewhere one process
@@ -7,26 +7,8 @@ serves its own. Labels stay bounded: route templates, key names, slugs; never a 
 
 from __future__ import annotations
 
-import hmac
-import os
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
-from flask import Blueprint, Response, current_app, request
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-    multiprocess,
-)
-
-from .bearer import bearer_credentials
-from .errors import ApiProblem
-
-bp = Blueprint("metrics", __name__)
 disable_created_metrics()  # *_created samples: noise here, and absent in multiprocess mode
 
 HTTP_REQUESTS = Counter(
@@ -66,27 +48,3 @@ def observe_request(route: str, method: str, status: int, duration_s: float) -> 
     HTTP_DURATION.labels(route).observe(duration_s)
     if route in _WEBHOOK_ROUTES:
         WEBHOOKS.labels(_WEBHOOK_ROUTES[route], str(status)).inc()
-
-
-@bp.get("/metrics")
-def get_metrics():
-    token = current_app.extensions["settings"].metrics_token
-    if token:
-        presented = bearer_credentials(request.headers.get("Authorization", "")) or ""
-        if not hmac.compare_digest(presented.encode(), token.encode()):
-            raise ApiProblem(
-                401,
-                "unauthorized",
-                "Unauthorized",
-                "Send the metrics token as 'Authorization: Bearer <token>'.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-    return Response(_exposition(), content_type=CONTENT_TYPE_LATEST)
-
-
-def _exposition() -> bytes:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)

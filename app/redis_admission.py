@@ -28,14 +28,15 @@ from .admission import (
     Window,
     recipient_key,
 )
-from .redis_store import PREFIX, in_flight_entry, unavailable_on_error
+from .redis_store import PREFIX, in_flight_entry, known_key, unavailable_on_error
 from .store import Claim, claim_from
 
 # KEYS: the windows (failed-auth, then the key's, then the recipient's), the opt-out
-#       hash, then the Idempotency-Key's entry when one is to be taken.
+#       hash, the mark of the key at this address when the key is known, then the
+#       Idempotency-Key's entry (last) when one is to be taken.
 # ARGV: now, how many windows of each kind, the last gate to run, whether the key is
-#       known, the recipient, the in-flight entry ('' for none) and its lock, then each
-#       window's amount and expiry.
+#       known, the recipient, the in-flight entry ('' for none) and its lock, how long
+#       the key's mark lasts, then each window's amount and expiry.
 # Reply: {outcome, window, its oldest entry, its entries, detail}: outcome is 'pass' or
 #       the refusing gate; window is the 1-based index of the window to show (0: none);
 #       detail is the Idempotency-Key's current entry, or the opt-out date.
@@ -45,10 +46,10 @@ local last_auth = tonumber(ARGV[2])
 local last_key = last_auth + tonumber(ARGV[3])
 local last_recipient = last_key + tonumber(ARGV[4])
 local stop_after, key_known, recipient = ARGV[5], ARGV[6] == '1', ARGV[7]
-local in_flight, lock_s = ARGV[8], ARGV[9]
+local in_flight, lock_s, known_s = ARGV[8], ARGV[9], ARGV[10]
 
-local function amount(i) return tonumber(ARGV[8 + 2 * i]) end
-local function expiry(i) return tonumber(ARGV[9 + 2 * i]) end
+local function amount(i) return tonumber(ARGV[9 + 2 * i]) end
+local function expiry(i) return tonumber(ARGV[10 + 2 * i]) end
 
 -- moving_window.lua: the oldest entry still in the window, and how many are.
 local function window(i)
@@ -77,20 +78,28 @@ local function refused(gate, i)
   return {gate, i, oldest, count, false}
 end
 
--- The brake: an IP past its failed keys is refused whatever key it sends.
+-- The brake: an IP past its failed keys is refused whatever key it sends, but a key
+-- that succeeded from this IP lately.
+local known_mark = KEYS[last_recipient + 2]
 for i = 1, last_auth do
   local oldest, count = window(i)
-  if count >= amount(i) then return {'failed-auth', i, oldest, count, false} end
+  if count >= amount(i) then
+    if not (key_known and redis.call('EXISTS', known_mark) == 1) then
+      return {'failed-auth', i, oldest, count, false}
+    end
+    break
+  end
 end
 if not key_known then
   for i = 1, last_auth do acquire(i) end
   return {'api-key', 0, false, 0, false}
 end
+redis.call('SET', known_mark, '1', 'EX', known_s)
 if stop_after == 'api-key' then return {'pass', 0, false, 0, false} end
 
 -- The Idempotency-Key, before the key's limit: a replay costs nothing.
 if in_flight ~= '' then
-  local entry_key = KEYS[last_recipient + 2]
+  local entry_key = KEYS[#KEYS]
   if not redis.call('SET', entry_key, in_flight, 'NX', 'EX', lock_s) then
     return {'idempotency', 0, false, 0, redis.call('GET', entry_key)}
   end
@@ -146,6 +155,8 @@ class RedisAdmission:
             counts[2] = len(self.limits.per_recipient)
         keys = [self.prefixed_key(item.key_for(scope, key)) for item, scope, key in windows]
         keys.append(PREFIX + "optouts")
+        if ticket.api_key is not None:
+            keys.append(known_key(ticket.client_ip, ticket.api_key))
         token, in_flight, lock_s = None, "", 0
         if ticket.idempotency is not None:
             token = uuid.uuid4().hex
@@ -153,7 +164,7 @@ class RedisAdmission:
             lock_s = ticket.idempotency.lock_s
             keys.append(PREFIX + "idem:" + ticket.idempotency.key)
         args = [now, *counts, ticket.stop_after, int(ticket.api_key is not None)]
-        args += [ticket.recipient or "", in_flight, lock_s]
+        args += [ticket.recipient or "", in_flight, lock_s, self.limits.known_key_s]
         for item, _, _ in windows:
             args += [item.amount, item.get_expiry()]
         reply = self._admit(keys=keys, args=args)

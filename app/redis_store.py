@@ -2,7 +2,8 @@
 
 Keys (prefix `sms:`): `msg:<uuid>` a record as JSON with the retention as its TTL,
 `msgs` a sorted set of uuids by time to bound their number, `optouts` a hash
-number -> since, `idem:<key>` an idempotency entry as JSON.
+number -> since, `idem:<key>` an idempotency entry as JSON, `known:<name>:<address>` a
+credential that succeeded from an address lately (its TTL says how long it passes the brake).
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ def connect(url: str) -> redis.Redis:
 def in_flight_entry(token: str, fingerprint: str) -> str:
     """The entry of an Idempotency-Key whose request is running (redis_admission takes it too)."""
     return json.dumps({"state": "in_flight", "token": token, "fingerprint": fingerprint})
+
+
+def known_key(client_ip: str, name: str) -> str:
+    """The Redis key that says `name` succeeded from `client_ip` (redis_admission sets it too);
+    a name holds no ':', so the address may."""
+    return PREFIX + "known:" + name + ":" + client_ip
 
 
 def unavailable_on_error(method):
@@ -121,6 +128,14 @@ class RedisStore:
     def opted_out_since(self, number: str) -> str | None:
         since = self.redis.hget(PREFIX + "optouts", number)
         return since.decode() if since else None
+
+    @unavailable_on_error
+    def note_key_at(self, client_ip: str, name: str, ttl_s: int) -> None:
+        self.redis.set(known_key(client_ip, name), 1, ex=ttl_s)
+
+    @unavailable_on_error
+    def key_known_at(self, client_ip: str, name: str) -> bool:
+        return bool(self.redis.exists(known_key(client_ip, name)))
 
     @unavailable_on_error
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:

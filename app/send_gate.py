@@ -1,11 +1,11 @@
 """The checks before an SMS goes out, in the order the API promises, over one admission.
 
 Order of refusals: the failed-key brake (429 whatever key comes next, so that a guess
-cannot be confirmed), a wrong key (401, counted against the client IP), a malformed
-Idempotency-Key (400), an Idempotency-Key already used (a replay costs no limit and
-never reaches Vonage), the key's limit (429), the body (400), the opt-out list (422,
-before the recipient's limit so that refused sends use none of its allowance), the
-recipient's limit (429).
+cannot be confirmed; but a key that succeeded from that address lately), a wrong key
+(401, counted against the client IP), a malformed Idempotency-Key (400), an
+Idempotency-Key already used (a replay costs no limit and never reaches Vonage), the
+key's limit (429), the body (400), the opt-out list (422, before the recipient's limit
+so that refused sends use none of its allowance), the recipient's limit (429).
 
 The CPU work (comparing the key, reading the header, validating the body) runs first,
 and always: the brake's answer then takes as long whether the key was right or not.
@@ -20,11 +20,11 @@ from collections.abc import Callable
 
 from flask import current_app, g, request
 
-from .admission import API_KEY, FAILED_AUTH, RECIPIENT, Admission, Ticket, Verdict
+from .admission import API_KEY, FAILED_AUTH, RECIPIENT, Ticket, Verdict
 from .auth import identify_api_key, unauthorized
 from .errors import InvalidPayload
 from .idempotency import HEADER, answer_once, idempotency_ticket
-from .limits import client_ip, show_rate_limit, too_many
+from .limits import admission, client_ip, show_rate_limit, too_many
 from .optouts import opted_out
 from .phone import mask_number
 from .validation import SmsRequest, parse_json_object, parse_send_sms
@@ -64,10 +64,6 @@ def admit_send(view: Callable[[SmsRequest], object]):
         )
 
     return wrapped
-
-
-def admission() -> Admission:
-    return current_app.extensions["admission"]
 
 
 def _after_claim(

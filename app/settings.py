@@ -55,12 +55,8 @@ class Settings:
     max_messages: int = 100_000
     redis_url: str | None = field(default=None, repr=False)  # may hold a password
     idempotency_ttl_s: int = 24 * 3600
+    idempotency_max_mb: int = 64  # in process memory; the count is bounded by max_messages
     metrics_token: str | None = field(default=None, repr=False)
-
-    @property
-    def ratelimit_storage_uri(self) -> str:
-        """Process memory counts per process; several workers or instances need Redis."""
-        return self.redis_url or "memory://"
 
     @property
     def request_deadline_s(self) -> int:
@@ -104,6 +100,7 @@ class Settings:
             max_messages=reader.integer("MAX_MESSAGES", 100_000, 1, 10_000_000),
             redis_url=reader.redis_url("REDIS_URL"),
             idempotency_ttl_s=reader.duration("IDEMPOTENCY_TTL", "24h"),
+            idempotency_max_mb=reader.integer("IDEMPOTENCY_MAX_MB", 64, 1, 65_536),
             metrics_token=reader.optional_secret("METRICS_TOKEN"),
         )
         reader.integer(

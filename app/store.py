@@ -59,7 +59,11 @@ def build_store(settings) -> Store:
         return RedisStore(
             connect(settings.redis_url), settings.message_retention_s, settings.max_messages
         )
-    return MemoryStore(settings.message_retention_s, settings.max_messages)
+    return MemoryStore(
+        settings.message_retention_s,
+        settings.max_messages,
+        max_answer_bytes=settings.idempotency_max_mb * 1024 * 1024,
+    )
 
 
 class Store(Protocol):
@@ -79,6 +83,12 @@ class Store(Protocol):
 
     def opted_out_since(self, number: str) -> str | None: ...
 
+    def note_key_at(self, client_ip: str, name: str, ttl_s: int) -> None:
+        """Remember for `ttl_s` that the credential `name` succeeded from `client_ip`."""
+
+    def key_known_at(self, client_ip: str, name: str) -> bool:
+        """Tell whether the credential `name` succeeded from `client_ip` lately."""
+
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
         """Take `key` for a new request, atomically, or say who holds it."""
 
@@ -92,20 +102,34 @@ class Store(Protocol):
         """Tell whether the store answers."""
 
 
+# Idempotency entries past their expiry forgotten by one begin_request, at most: it holds the
+# lock, so its work is bounded; each begin adds one entry, so the expired still drain.
+EXPIRED_PER_BEGIN = 8
+ENTRY_OVERHEAD = 300  # bytes an idempotency entry costs beyond its key and answer body, roughly
+MAX_KNOWN_KEYS = 100_000  # (address, credential) pairs that pass the brake; the oldest go first
+
+
 class MemoryStore:
-    """The store in process memory: records bounded by age and count, opt-outs kept."""
+    """The store in process memory: records bounded by age and count, opt-outs kept, and
+    Idempotency-Key answers bounded by age, count (max_messages) and bytes."""
 
     def __init__(
         self,
         retention_s: int,
         max_messages: int,
         clock: Callable[[], float] = time.time,
+        max_answer_bytes: int = 64 * 1024 * 1024,
     ):
         self.retention_s, self.max_messages, self.clock = retention_s, max_messages, clock
+        self.max_answer_bytes = max_answer_bytes
         self._lock = threading.Lock()
         self._messages: OrderedDict[str, tuple[float, Record]] = OrderedDict()  # oldest first
         self._opt_outs: dict[str, str] = {}
-        self._requests: dict[str, tuple[float, dict]] = {}  # key -> (expires at, entry)
+        # key -> (expires at, entry, bytes), in the order the keys were taken: oldest first
+        self._requests: OrderedDict[str, tuple[float, dict, int]] = OrderedDict()
+        self._request_bytes = 0
+        # (address, credential name) -> when it stops passing the brake: soonest first
+        self._known: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def save_sent(self, record: Record) -> None:
         self._update(str(record["message_uuid"]), lambda existing: merge_sent(existing, record))
@@ -133,18 +157,32 @@ class MemoryStore:
         with self._lock:
             return self._opt_outs.get(number)
 
+    def note_key_at(self, client_ip: str, name: str, ttl_s: int) -> None:
+        with self._lock:
+            now = self.clock()
+            self._known[(client_ip, name)] = now + ttl_s
+            self._known.move_to_end((client_ip, name))
+            for _ in range(EXPIRED_PER_BEGIN):  # a few at a time, as for idempotency keys
+                oldest = next(iter(self._known.items()), None)
+                if oldest is None or oldest[1] > now:
+                    break
+                del self._known[oldest[0]]
+            while len(self._known) > MAX_KNOWN_KEYS:
+                self._known.popitem(last=False)
+
+    def key_known_at(self, client_ip: str, name: str) -> bool:
+        with self._lock:
+            return self._known.get((client_ip, name), 0.0) > self.clock()
+
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
         with self._lock:
             current = self._live_request(key)
             if current is not None:
                 return claim_from(current, fingerprint)
-            if len(self._requests) >= self.max_messages:  # bound memory: drop what has expired
-                now = self.clock()
-                for expired in [k for k, (until, _) in self._requests.items() if until <= now]:
-                    del self._requests[expired]
+            self._make_room()
             token = uuid.uuid4().hex
             entry = {"state": "in_flight", "token": token, "fingerprint": fingerprint}
-            self._requests[key] = (self.clock() + lock_s, entry)
+            self._keep_request(key, self.clock() + lock_s, entry)
             return Claim("started", token=token)
 
     def finish_request(self, key: str, token: str, response: dict, ttl_s: int) -> None:
@@ -152,13 +190,13 @@ class MemoryStore:
             current = self._live_request(key)
             if current is not None and current["token"] == token:
                 done = {**current, "state": "done", "response": response}
-                self._requests[key] = (self.clock() + ttl_s, done)
+                self._keep_request(key, self.clock() + ttl_s, done)
 
     def release_request(self, key: str, token: str) -> None:
         with self._lock:
             current = self._live_request(key)
             if current is not None and current["token"] == token:
-                del self._requests[key]
+                self._forget_request(key)
 
     def ping(self) -> bool:
         return True
@@ -168,9 +206,33 @@ class MemoryStore:
         if stored is None:
             return None
         if stored[0] <= self.clock():
-            del self._requests[key]
+            self._forget_request(key)
             return None
         return stored[1]
+
+    def _keep_request(self, key: str, expires_at: float, entry: dict) -> None:
+        """Store an entry (a key kept again keeps its place in the order)."""
+        size = len(key) + ENTRY_OVERHEAD + len(entry.get("response", {}).get("body", ""))
+        previous = self._requests.get(key)
+        self._request_bytes += size - (previous[2] if previous else 0)
+        self._requests[key] = (expires_at, entry, size)
+
+    def _forget_request(self, key: str) -> None:
+        self._request_bytes -= self._requests.pop(key)[2]
+
+    def _make_room(self) -> None:
+        """Before a new key: forget a few expired entries from the oldest end, then the oldest
+        while the entries are at max_messages or past max_answer_bytes. Never a full scan."""
+        now = self.clock()
+        for _ in range(EXPIRED_PER_BEGIN):
+            oldest = next(iter(self._requests.items()), None)
+            if oldest is None or oldest[1][0] > now:
+                break
+            self._forget_request(oldest[0])
+        while self._requests and (
+            len(self._requests) >= self.max_messages or self._request_bytes > self.max_answer_bytes
+        ):
+            self._forget_request(next(iter(self._requests)))
 
     def _update(self, message_uuid: str, change: Callable[[Record | None], Record]) -> Record:
         with self._lock:

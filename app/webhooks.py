@@ -9,11 +9,13 @@ from flask import Blueprint, current_app, g, request
 
 from . import optouts
 from .errors import ApiProblem, InvalidPayload
+from .limits import admit_credential
 from .metrics import INBOUND, RECEIPTS
 from .phone import mask_digits
 from .records import is_known_status, parse_status_webhook
 from .validation import read_body
 from .webhook_auth import (
+    BadSignature,
     MissingToken,
     bearer_token,
     check_claims,
@@ -23,6 +25,7 @@ from .webhook_auth import (
 
 bp = Blueprint("webhooks", __name__)
 logger = logging.getLogger("sms_service")
+VONAGE = "#webhook"  # a good signature's name at the failed-key brake; no API key holds a '#'
 
 
 @bp.post("/webhooks/status")
@@ -74,7 +77,11 @@ def _verified_json() -> object:
 
 
 def _verified_claims() -> dict[str, object] | None:
-    """The signed token's claims; None when unsigned webhooks are allowed and this is one."""
+    """The signed token's claims; None when unsigned webhooks are allowed and this is one.
+
+    A bad signature is a failed key at the brake, as a wrong API key is: a client address
+    cannot try secrets unbounded, and a braked one gets 429 whether its token is good or not
+    (but the addresses Vonage's good tokens came from lately)."""
     settings = current_app.extensions["settings"]
     if not settings.signature_secrets:
         if settings.webhook_allow_unsigned:
@@ -87,10 +94,14 @@ def _verified_claims() -> dict[str, object] | None:
         )
     try:
         token = bearer_token(request.headers.get("Authorization", ""))
+        claims = verify_signature(token, settings.signature_secrets)
+        check_claims(claims, settings.webhook_max_age_s)
     except MissingToken:
         if settings.webhook_allow_unsigned:
             return None
         raise
-    claims = verify_signature(token, settings.signature_secrets)
-    check_claims(claims, settings.webhook_max_age_s)
+    except BadSignature:
+        admit_credential(None)  # a bad token counts as a failed key: 429 once braked
+        raise
+    admit_credential(VONAGE)  # braked: 429 for a good token too, unless Vonage's own address
     return claims

@@ -16,6 +16,7 @@ from limits.strategies import MovingWindowRateLimiter
 from app.admission import (
     API_KEY,
     FAILED_AUTH,
+    KNOWN_KEY_S,
     RECIPIENT,
     IdempotencyTicket,
     LimitItems,
@@ -49,8 +50,15 @@ def make(request):
     """Build an admission of each kind with these limits (flask-limiter syntax)."""
     closing = []
 
-    def build(failed_auth="3 per minute", per_key="2 per minute", per_recipient="2 per minute"):
-        limits = LimitItems(parse_many(failed_auth), parse_many(per_key), parse_many(per_recipient))
+    def build(
+        failed_auth="3 per minute",
+        per_key="2 per minute",
+        per_recipient="2 per minute",
+        known_key_s=KNOWN_KEY_S,
+    ):
+        limits = LimitItems(
+            parse_many(failed_auth), parse_many(per_key), parse_many(per_recipient), known_key_s
+        )
         if request.param == "memory":
             strategy = MovingWindowRateLimiter(MemoryStorage())
             store = MemoryStore(3600, 1000)
@@ -115,6 +123,34 @@ def test_the_brake_refuses_a_right_key_once_failures_are_spent(make):
         assert 0 < verdict.window.stats.reset_time - time.time() <= 60
     assert h.remaining("per_key", API_KEY, "alpha") == 2
     assert h.admission.admit(ticket(client_ip="198.51.100.7")).refused_by is None
+
+
+def test_a_key_that_succeeded_from_the_address_passes_its_brake(make):
+    """A braked NAT keeps serving the callers already on it; any other key, right or wrong,
+    gets the same refusal, and a key known at another address does not help here."""
+    h = make()
+    assert h.admission.admit(ticket()).refused_by is None
+    elsewhere = ticket(api_key="beta", client_ip="198.51.100.7", stop_after="api-key")
+    assert h.admission.admit(elsewhere).refused_by is None
+    for _ in range(3):
+        assert h.admission.admit(ticket(api_key=None)).refused_by == "api-key"
+
+    assert h.admission.admit(ticket()).refused_by is None
+    assert h.admission.admit(ticket(stop_after="api-key", recipient=None)).refused_by is None
+    for api_key in ("beta", None):
+        verdict = h.admission.admit(ticket(api_key=api_key))
+        assert (verdict.refused_by, verdict.window.stats.remaining) == ("failed-auth", 0)
+    assert h.remaining("failed_auth", FAILED_AUTH, IP) == 0  # refusals while braked: not counted
+
+
+def test_a_key_passes_the_brake_only_for_a_while_after_its_success(make):
+    h = make(known_key_s=1)
+    assert h.admission.admit(ticket()).refused_by is None
+    for _ in range(3):
+        h.admission.admit(ticket(api_key=None))
+    time.sleep(1.1)
+
+    assert h.admission.admit(ticket()).refused_by == "failed-auth"
 
 
 def test_the_brake_reads_the_failures_limits_counted(make):

@@ -1,8 +1,13 @@
 """API keys, the per-key and per-recipient limits, and the brake on key guessing."""
 
+import time
+
 import pytest
 
+from app.limit_storage import BoundedMemoryStorage
 from tests.conftest import AUTH, AUTH_B, SECRET_A, UUID, VALID_BODY, VONAGE_SMS_URL
+
+WRONG = {"X-API-Key": "w" * 24}
 
 
 @pytest.mark.parametrize(
@@ -122,6 +127,40 @@ def test_failed_authentication_is_limited_per_ip(client, vonage):
     assert other.status_code == 200
 
 
+def test_a_braked_address_still_serves_a_key_that_succeeded_from_it(client, vonage):
+    """One NAT, two callers: a neighbour's wrong keys brake the address, and the key already
+    in use there keeps working on every route; a key new to the address, right or wrong, is
+    refused alike (a guess is not confirmed)."""
+    nat = "203.0.113.9"
+    for _ in range(2):
+        vonage.post(VONAGE_SMS_URL, json={"message_uuid": UUID}, status=202)
+    assert send_from(client, nat, AUTH).status_code == 200
+    for _ in range(10):
+        assert send_from(client, nat, WRONG).status_code == 401
+
+    assert send_from(client, nat, AUTH).status_code == 200
+    assert read_from(client, nat, AUTH).status_code == 200
+    for headers in (AUTH_B, WRONG):
+        assert send_from(client, nat, headers).status_code == 429
+        assert read_from(client, nat, headers).status_code == 429
+
+
+def test_the_brake_counts_wrong_keys_on_the_other_routes(client):
+    for _ in range(10):
+        assert read_from(client, "203.0.113.9", WRONG).status_code == 401
+    assert read_from(client, "203.0.113.9", AUTH).status_code == 429
+
+
+def send_from(client, ip, headers):
+    return client.post(
+        "/send-sms", json=VALID_BODY, headers=headers, environ_base={"REMOTE_ADDR": ip}
+    )
+
+
+def read_from(client, ip, headers):
+    return client.get(f"/messages/{UUID}", headers=headers, environ_base={"REMOTE_ADDR": ip})
+
+
 def test_x_forwarded_for_is_ignored_without_trusted_proxies(client):
     """A client cannot dodge the IP brake by inventing X-Forwarded-For."""
     for n in range(11):
@@ -131,6 +170,67 @@ def test_x_forwarded_for_is_ignored_without_trusted_proxies(client):
             headers={"X-API-Key": "w" * 24, "X-Forwarded-For": f"10.0.0.{n}"},
         )
     assert response.status_code == 429
+
+
+@pytest.mark.parametrize(
+    "junk", ["junk-", "203.0.113.9:80", "1.2.3.4.", "fe80::1%eth", "x" * 7000, "2001:db8::1/"]
+)
+def test_a_forwarded_for_that_is_not_an_ip_counts_as_the_peer(make_app, settings, junk):
+    """Behind TRUSTED_PROXIES, any string once became a limiter key of its own: now only an IP
+    address is believed, else the peer's address is counted (and braked)."""
+    app = make_app(settings, trusted_proxies=1)
+    client = app.test_client()
+    for n in range(11):
+        forwarded = {**WRONG, "X-Forwarded-For": f"{junk}{n}"}
+        response = client.post("/send-sms", json=VALID_BODY, headers=forwarded)
+    assert response.status_code == 429
+    assert all(junk not in key for key in limiter_storage(app).events)
+
+
+def test_one_address_spelled_two_ways_is_one_client(make_app, settings):
+    client = make_app(settings, trusted_proxies=1).test_client()
+    for n in range(11):
+        spelling = "2001:db8::1" if n % 2 else "2001:0DB8:0:0::0001"
+        forwarded = {**WRONG, "X-Forwarded-For": spelling}
+        response = client.post("/send-sms", json=VALID_BODY, headers=forwarded)
+    assert response.status_code == 429
+
+
+def test_idle_limiter_keys_are_forgotten(make_app, settings):
+    """limits' memory storage kept every key it had seen, forever; now a key whose window has
+    passed goes (as other keys are counted)."""
+    app = make_app(settings, auth_failure_limit="10 per 1 second")
+    client = app.test_client()
+    for n in range(5):
+        send_from(client, f"198.51.100.{n}", WRONG)
+    time.sleep(1.1)
+
+    send_from(client, "203.0.113.9", WRONG)
+
+    assert [key.split("/")[2] for key in limiter_storage(app).events] == ["203.0.113.9"]
+
+
+def test_the_limiter_keeps_a_bounded_number_of_keys(app, client):
+    """Past its bound, the key counted least recently goes first."""
+    limiter_storage(app).max_keys = 3
+    for n in range(5):
+        send_from(client, f"198.51.100.{n}", WRONG)
+
+    kept = sorted(key.split("/")[2] for key in limiter_storage(app).events)
+    assert kept == ["198.51.100.2", "198.51.100.3", "198.51.100.4"]
+
+
+def test_the_least_recently_counted_key_goes_first_whatever_its_window():
+    storage = BoundedMemoryStorage(max_keys=2)
+    storage.acquire_entry("hourly-a", 10, 3600)
+    storage.acquire_entry("per-second-b", 10, 1)
+    storage.acquire_entry("hourly-a", 10, 3600)  # counted again: now the most recent
+    storage.acquire_entry("hourly-c", 10, 3600)
+    assert sorted(storage.events) == ["hourly-a", "hourly-c"]
+
+
+def limiter_storage(app):
+    return app.extensions["rate_limits"].strategy.storage
 
 
 def test_trusted_proxy_supplies_the_client_ip(make_app, settings):

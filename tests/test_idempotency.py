@@ -5,8 +5,10 @@ import json
 
 import pytest
 import requests
+from flask import g
 
-from app.idempotency import fingerprint
+from app.errors import InvalidPayload, problem_response
+from app.idempotency import MAX_KEPT_BODY, fingerprint, kept_answer
 from tests.conftest import AUTH, AUTH_B, UUID, VALID_BODY, VONAGE_SMS_URL
 
 
@@ -141,3 +143,30 @@ def test_without_a_key_every_request_sends(client, vonage):
     send(client, key=None)
     send(client, key=None)
     assert len(vonage.calls) == 2
+
+
+def test_answers_kept_in_memory_are_bounded_by_count(make_app, settings):
+    """New keys past MAX_MESSAGES forget the oldest answers: memory stays bounded."""
+    client = make_app(settings, max_messages=5, rate_limit="100 per minute").test_client()
+    junk = {"to": "nope", "text": "hi"}
+    for n in range(20):
+        assert send(client, key=f"k{n}", body=junk).status_code == 400
+
+    assert send(client, key="k19", body=junk).headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in send(client, key="k0", body=junk).headers
+
+
+def test_a_kept_answer_is_at_most_4_kib(app):
+    """An answer larger than the ceiling (none of ours is) keeps its short fields: a problem
+    keeps its type, status and request_id, and loses its `errors` list."""
+    problem = InvalidPayload({f"field-{n}": "m" * 50 for n in range(200)})
+    with app.test_request_context():
+        g.request_id = "r1"
+        kept = kept_answer(problem_response(problem))
+
+    body = json.loads(kept["body"])
+    assert len(kept["body"].encode()) <= MAX_KEPT_BODY
+    assert (kept["status"], body["status"], body["request_id"]) == (400, 400, "r1")
+    assert body["type"].endswith("/validation-error")
+    assert "errors" not in body
+    assert kept["headers"] == {"Content-Type": "application/problem+json"}

@@ -112,6 +112,25 @@ def test_metrics_token(make_app, settings):
     assert granted.status_code == 200
 
 
+def test_wrong_metrics_tokens_are_braked_per_ip(make_app, settings):
+    """300 wrong tokens got 300 answers of 401: now the failed-key brake holds the IP, for the
+    right token too (a guess is not confirmed), but not the scraper the token succeeded from."""
+    client = make_app(settings, metrics_token="metrics-token-0123456789").test_client()
+    scraper, attacker = {"REMOTE_ADDR": "192.0.2.10"}, {"REMOTE_ADDR": "203.0.113.9"}
+
+    def scrape(token, source):
+        headers = {"Authorization": f"Bearer {token}"}
+        return client.get("/metrics", headers=headers, environ_base=source).status_code
+
+    assert scrape("metrics-token-0123456789", scraper) == 200
+    for source in (scraper, attacker):
+        assert [scrape("wrong-token", source) for _ in range(10)] == [401] * 10
+
+    assert scrape("wrong-token", attacker) == 429
+    assert scrape("metrics-token-0123456789", attacker) == 429
+    assert scrape("metrics-token-0123456789", scraper) == 200
+
+
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 

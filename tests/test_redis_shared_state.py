@@ -80,6 +80,16 @@ def test_health_stays_up_and_reports_the_storage(unreachable):
     assert response.json == {"status": "ok", "storage": "unavailable"}
 
 
+def test_metrics_check_their_token_without_the_brake_when_redis_is_unreachable(make_app, settings):
+    """Monitoring must see the outage: the token still decides, the brake (in Redis) does not."""
+    app = make_app(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0", metrics_token="m" * 24)
+    client = app.test_client()
+    assert (
+        client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 24}).status_code == 200
+    )
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
 def test_failed_auth_still_answers_when_redis_is_unreachable(unreachable):
     assert unreachable.post("/send-sms", json=VALID_BODY).status_code == 503
 

@@ -188,6 +188,22 @@ def test_every_bad_field_is_named_at_once(client):
     assert {e["field"] for e in response.json["errors"]} == {"to", "text", "ttl", "message"}
 
 
+def test_unknown_fields_are_named_a_few_and_cut_short(client):
+    """Many long unknown names get a small answer: the first three, cut to 32 characters,
+    and a count of the rest (every name was echoed twice: a 40 KB answer, kept 24 h)."""
+    names = [f"{n:03d}" + "x" * 57 for n in range(200)]
+    body = {**VALID_BODY, **dict.fromkeys(names, 1)}
+    assert len(json.dumps(body)) < 16 * 1024
+
+    response = invalid(client, body, "body")
+
+    assert len(response.get_data()) < 1024
+    assert response.json["errors"] == [
+        *({"field": name[:31] + "…", "message": "is not a known field"} for name in names[:3]),
+        {"field": "body", "message": "holds 197 more unknown field(s)"},
+    ]
+
+
 def test_missing_fields_are_named(client):
     response = invalid(client, {}, "to")
     assert {e["field"] for e in response.json["errors"]} == {"to", "text"}

@@ -2,11 +2,12 @@
 
 import threading
 import time
+from collections import OrderedDict
 
 import pytest
 
 from app.records import parse_status_webhook, sent_record
-from app.store import MemoryStore
+from app.store import EXPIRED_PER_BEGIN, MemoryStore
 from tests.webhook_signing import status_body
 
 UUID = "bbbbbbbb-0000-4000-8000-000000000001"
@@ -289,5 +290,83 @@ def test_concurrent_begins_start_exactly_one(store):
     assert sorted(outcomes) == ["conflict"] * 19 + ["started"]
 
 
+def test_a_key_noted_at_an_address_is_known_there_for_its_ttl(make_store):
+    """What lets a key pass its address's failed-key brake (admission.py)."""
+    store = make_store(clock=time.time)
+    store.note_key_at("2001:db8::1", "alpha", ttl_s=1)
+
+    assert store.key_known_at("2001:db8::1", "alpha") is True
+    assert store.key_known_at("2001:db8::1", "beta") is False
+    assert store.key_known_at("2001:db8::2", "alpha") is False
+    time.sleep(1.1)
+    assert store.key_known_at("2001:db8::1", "alpha") is False
+
+
 def test_ping(store):
     assert store.ping() is True
+
+
+def keep_answers(store, keys, answer=ANSWER):
+    for key in keys:
+        claim = store.begin_request(key, FINGERPRINT, lock_s=30)
+        store.finish_request(key, claim.token, answer, ttl_s=60)
+
+
+def test_memory_keeps_at_most_max_messages_answers():
+    """Past the count, the oldest key is forgotten (a retry with it runs again)."""
+    store = MemoryStore(3600, max_messages=3, clock=FakeClock())
+    keep_answers(store, [f"alpha:k{n}" for n in range(5)])
+
+    newest = [store.begin_request(f"alpha:k{n}", FINGERPRINT, 30).outcome for n in (4, 3, 2)]
+
+    assert newest == ["replay"] * 3
+    assert store.begin_request("alpha:k0", FINGERPRINT, 30).outcome == "started"
+
+
+def test_memory_keeps_answers_up_to_a_number_of_bytes():
+    big = {**ANSWER, "body": "x" * 2000}
+    store = MemoryStore(3600, max_messages=1000, clock=FakeClock(), max_answer_bytes=5000)
+    keep_answers(store, [f"alpha:k{n}" for n in range(5)], big)
+
+    assert store.begin_request("alpha:k4", FINGERPRINT, 30).outcome == "replay"
+    assert store.begin_request("alpha:k0", FINGERPRINT, 30).outcome == "started"
+
+
+class LookCounting(OrderedDict):
+    """The store's entries, counting how many of them a method looks at."""
+
+    looked_at = 0
+
+    def __iter__(self):
+        for key in super().__iter__():
+            self.looked_at += 1
+            yield key
+
+    def items(self):
+        for item in super().items():
+            self.looked_at += 1
+            yield item
+
+
+def test_memory_takes_a_new_key_past_the_bound_without_a_full_scan():
+    """Under its lock, a new key looks at a few entries, not at every one it holds."""
+    store = MemoryStore(3600, max_messages=1000, clock=FakeClock())
+    for n in range(1000):
+        store.begin_request(f"alpha:k{n}", FINGERPRINT, lock_s=30)
+    store._requests = LookCounting(store._requests)
+
+    for n in range(1000, 1010):
+        assert store.begin_request(f"alpha:k{n}", FINGERPRINT, lock_s=30).outcome == "started"
+
+    assert store._requests.looked_at <= 10 * (EXPIRED_PER_BEGIN + 2)
+
+
+def test_memory_forgets_expired_answers_as_new_keys_come():
+    clock = FakeClock()
+    store = MemoryStore(3600, max_messages=1000, clock=clock)
+    keep_answers(store, [f"alpha:k{n}" for n in range(20)])
+    clock.now += 61
+
+    keep_answers(store, [f"beta:k{n}" for n in range(5)])
+
+    assert len(store._requests) == 5

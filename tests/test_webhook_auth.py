@@ -21,11 +21,11 @@ def app(make_app, settings):
     return make_app(settings, signature_secrets=(SIGNATURE_SECRET, OLD_SECRET))
 
 
-def post(client, raw: bytes, authorization: str | None):
+def post(client, raw: bytes, authorization: str | None, source: dict | None = None):
     headers = {"Content-Type": "application/json"}
     if authorization is not None:
         headers["Authorization"] = authorization
-    return client.post("/webhooks/status", data=raw, headers=headers)
+    return client.post("/webhooks/status", data=raw, headers=headers, environ_base=source or {})
 
 
 def stored(app):
@@ -165,3 +165,20 @@ def test_java_sdk_vector():
     assert verify_signature(v["token"], [v["valid_secret"]])["name"] == "Java_SDK"
     with pytest.raises(BadSignature):
         verify_signature(v["bad_signature_token"], [v["valid_secret"]])
+
+
+def test_bad_signatures_are_braked_per_ip(app, client):
+    """A client IP cannot try signature secrets unbounded: past AUTH_FAILURE_LIMIT it gets 429,
+    for a good token too (a guess is not confirmed); the address Vonage's good tokens came
+    from lately is not held back."""
+    vonage, attacker = {"REMOTE_ADDR": "192.0.2.40"}, {"REMOTE_ADDR": "203.0.113.9"}
+    wrong = f"Bearer {sign(RAW, 'some-other-secret-0123456789abcdefgh')}"
+    good = f"Bearer {sign(RAW)}"
+    assert post(client, RAW, good, vonage).status_code == 200
+    for source in (vonage, attacker):
+        for _ in range(10):
+            assert post(client, RAW, wrong, source).status_code == 401
+
+    for header in (wrong, good, "Basic dXNlcjpwYXNz"):
+        assert post(client, RAW, header, attacker).status_code == 429
+    assert post(client, RAW, good, vonage).status_code == 200
