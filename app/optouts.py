@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import phonenumbers
 from flask import Blueprint, current_app
 
 from .auth import require_api_key
@@ -16,13 +17,13 @@ OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "Q
 OPT_IN_WORDS = frozenset({"START", "UNSTOP", "YES"})
 
 
-def apply_keyword(sender_digits: str, text: str) -> str:
+def apply_keyword(sender: phonenumbers.PhoneNumber, text: str) -> str:
     """Opt the sender out or back in when the whole text is a keyword; say what was done."""
     keyword = text.strip().upper()
-    if not sender_digits.isdigit() or keyword not in OPT_OUT_WORDS | OPT_IN_WORDS:
+    if keyword not in OPT_OUT_WORDS | OPT_IN_WORDS:
         return "none"
     store = current_app.extensions["store"]
-    number = "+" + sender_digits
+    number = e164(sender)
     if keyword in OPT_OUT_WORDS:
         store.opt_out(number, now_iso())
         OPT_OUTS.labels("added", "sms").inc()

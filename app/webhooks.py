@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, g, request
 from . import optouts
 from .errors import ApiProblem, InvalidPayload
 from .metrics import INBOUND, RECEIPTS
-from .phone import mask_digits
+from .phone import InvalidNumber, e164, mask_digits, parse_webhook_number
 from .records import is_known_status, parse_status_webhook
 from .validation import read_body
 from .webhook_auth import (
@@ -51,11 +51,17 @@ def post_inbound_webhook():
     if not isinstance(body, dict) or not isinstance(body.get("from"), str):
         raise InvalidPayload({"from": "is required: the sender's number"})
     text = body.get("text")
-    sender = body["from"].lstrip("+")
-    action = optouts.apply_keyword(sender, text if isinstance(text, str) else "")
+    try:
+        sender = parse_webhook_number(body["from"])
+    except InvalidNumber:  # a sender ID, or digits of another script: no keyword acts
+        sender = None
+    action = "none"
+    if sender is not None:
+        action = optouts.apply_keyword(sender, text if isinstance(text, str) else "")
     INBOUND.labels(action).inc()
+    masked = mask_digits(e164(sender).lstrip("+")) if sender is not None else "not-a-number"
     logger.info(  # the number masked, the text never
-        "inbound sms", extra={"fields": {"from": mask_digits(sender), "action": action}}
+        "inbound sms", extra={"fields": {"from": masked, "action": action}}
     )
     return {"received": True}
 

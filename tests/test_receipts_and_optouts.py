@@ -149,6 +149,34 @@ def test_other_texts_change_nothing(client, accept, text):
     assert send(client).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "\u0661\u0664\u0661\u0665\u0665\u0665\u0665\u0660\u0661\u0660\u0660",  # Arabic-Indic
+        "\u06f1\u06f4\u06f1\u06f5\u06f5\u06f5\u06f5\u06f0\u06f1\u06f0\u06f0",  # Persian
+        "\uff11\uff14\uff11\uff15\uff15\uff15\uff15\uff10\uff11\uff10\uff10",  # fullwidth
+        "+\u0661\u0664\u0661\u0665\u0665\u0665\u0665\u0660\u0661\u0660\u0660",
+        "0014155550100",  # an international 00 prefix: Vonage writes neither + nor 00
+        "VONAGE",  # an alphanumeric sender ID
+    ],
+)
+def test_only_ascii_e164_senders_can_opt_out(app, client, accept, capsys, sender):
+    """Issue 11, item 11: digits of other scripts or a 00 prefix made junk opt-out entries that
+    never match a real number. The webhook is acknowledged; no keyword acts."""
+    response = signed_post(client, "/webhooks/inbound", inbound_body(sender, "STOP"))
+
+    assert response.status_code == 200
+    assert '"action": "none"' in capsys.readouterr().out
+    assert app.extensions["store"]._opt_outs == {}  # no junk entry
+    assert send(client).status_code == 200
+
+
+@pytest.mark.parametrize("sender", ["14155550100", "+14155550100"])
+def test_ascii_e164_senders_opt_out_normalised(client, sender):
+    signed_post(client, "/webhooks/inbound", inbound_body(sender, "STOP"))
+    assert client.get("/opt-outs/+14155550100", headers=AUTH).json["opted_out"] is True
+
+
 def test_inbound_is_logged_masked_without_text(client, capsys):
     signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "my secret reply"))
     out = capsys.readouterr().out
