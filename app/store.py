@@ -2,6 +2,14 @@
 
 One small interface; MemoryStore keeps it in this process (the embedded default),
 and a shared implementation (Redis) sits behind the same methods.
+
+The opt-out list remembers who put each number on it, and keeps these rules:
+- the first date stays: adding a number again never moves `since`;
+- a recipient's STOP makes the entry theirs (`sms`), even when a key added it first;
+  a key adding it again never takes it from them;
+- the recipient's START lifts any entry; an API key lifts only an entry made through
+  the API, unless it may override (OPT_OUT_OVERRIDE_KEYS). An entry whose source is
+  unknown (kept in Redis before sources were) counts as the recipient's.
 """
 
 from __future__ import annotations
@@ -29,6 +37,38 @@ class StorageUnavailable(ApiProblem):
             "The service's shared state (Redis) is unreachable; nothing was sent. Retry later.",
             headers={"Retry-After": "5"},
         )
+
+
+OptOutSource = Literal["sms", "api"]
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """A number on the opt-out list: since when, and who put it there."""
+
+    since: str
+    source: OptOutSource | None  # None: kept before sources were (old Redis entries)
+
+
+@dataclass(frozen=True)
+class OptIn:
+    """What an attempt to take a number off the opt-out list found and did."""
+
+    found: OptOut | None  # None: the number was not on the list
+    removed: bool
+
+
+def added_opt_out(existing: OptOut | None, since: str, source: OptOutSource) -> OptOut:
+    """The entry after adding a number: the first date stays; a STOP makes it the recipient's."""
+    if existing is None:
+        return OptOut(since, source)
+    return OptOut(existing.since, "sms") if source == "sms" else existing
+
+
+def may_lift(entry: OptOut, by: OptOutSource, override: bool) -> bool:
+    """The recipient's START lifts any opt-out; a key only one made through the API, unless
+    it may override. An entry of unknown source counts as the recipient's."""
+    return by == "sms" or override or entry.source == "api"
 
 
 @dataclass(frozen=True)
@@ -71,11 +111,13 @@ class Store(Protocol):
 
     def get_message(self, message_uuid: str) -> Record | None: ...
 
-    def opt_out(self, number: str, since: str) -> str:
-        """Add `number` to the opt-out list; return since when it is on it."""
+    def opt_out(self, number: str, since: str, source: OptOutSource) -> OptOut:
+        """Add `number` to the opt-out list (see added_opt_out); return its entry."""
 
-    def opt_in(self, number: str) -> bool:
-        """Remove `number` from the opt-out list; tell whether it was on it."""
+    def opt_in(self, number: str, by: OptOutSource, override: bool = False) -> OptIn:
+        """Take `number` off the opt-out list if may_lift allows it, atomically."""
+
+    def opt_out_entry(self, number: str) -> OptOut | None: ...
 
     def opted_out_since(self, number: str) -> str | None: ...
 
@@ -104,7 +146,7 @@ class MemoryStore:
         self.retention_s, self.max_messages, self.clock = retention_s, max_messages, clock
         self._lock = threading.Lock()
         self._messages: OrderedDict[str, tuple[float, Record]] = OrderedDict()  # oldest first
-        self._opt_outs: dict[str, str] = {}
+        self._opt_outs: dict[str, OptOut] = {}
         self._requests: dict[str, tuple[float, dict]] = {}  # key -> (expires at, entry)
 
     def save_sent(self, record: Record) -> None:
@@ -121,17 +163,27 @@ class MemoryStore:
             stored = self._messages.get(message_uuid)
         return _copy(stored[1]) if stored else None
 
-    def opt_out(self, number: str, since: str) -> str:
+    def opt_out(self, number: str, since: str, source: OptOutSource) -> OptOut:
         with self._lock:
-            return self._opt_outs.setdefault(number, since)
+            entry = added_opt_out(self._opt_outs.get(number), since, source)
+            self._opt_outs[number] = entry
+            return entry
 
-    def opt_in(self, number: str) -> bool:
+    def opt_in(self, number: str, by: OptOutSource, override: bool = False) -> OptIn:
         with self._lock:
-            return self._opt_outs.pop(number, None) is not None
+            found = self._opt_outs.get(number)
+            if found is None or not may_lift(found, by, override):
+                return OptIn(found, removed=False)
+            del self._opt_outs[number]
+            return OptIn(found, removed=True)
 
-    def opted_out_since(self, number: str) -> str | None:
+    def opt_out_entry(self, number: str) -> OptOut | None:
         with self._lock:
             return self._opt_outs.get(number)
+
+    def opted_out_since(self, number: str) -> str | None:
+        entry = self.opt_out_entry(number)
+        return entry.since if entry else None
 
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
         with self._lock:

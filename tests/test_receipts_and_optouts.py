@@ -1,5 +1,6 @@
 """Delivery receipts reach the record, each key reads only its own messages, STOP is honoured."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -196,18 +197,91 @@ def test_opt_out_api(client):
         "number": number,
         "opted_out": False,
         "since": None,
+        "source": None,
     }
 
     added = client.put(f"/opt-outs/{number}", headers=AUTH)
     assert added.status_code == 200 and added.json["opted_out"] is True
+    assert added.json["source"] == "api"
     since = added.json["since"]
     assert client.put("/opt-outs/14155550100", headers=AUTH_B).json["since"] == since
     assert client.get(f"/opt-outs/{number}", headers=AUTH_B).json["since"] == since
     assert send(client).status_code == 422
 
     removed = client.delete(f"/opt-outs/{number}", headers=AUTH)
-    assert removed.json == {"number": number, "opted_out": False, "since": None}
+    assert removed.json == {"number": number, "opted_out": False, "since": None, "source": None}
     assert client.get(f"/opt-outs/{number}", headers=AUTH).json["opted_out"] is False
+
+
+def audit_lines(out: str) -> list[dict]:
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if line["event"] == "opt-out audit"]
+
+
+def test_an_sms_stop_is_not_lifted_by_an_api_key(client, capsys):
+    """Issue 11, item 9: only the recipient's START lifts their STOP; a key gets a 409 and
+    the next send is still refused."""
+    signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "STOP"))
+    assert client.get("/opt-outs/+14155550100", headers=AUTH).json["source"] == "sms"
+
+    refused = client.delete("/opt-outs/+14155550100", headers=AUTH)
+
+    assert refused.status_code == 409
+    assert refused.mimetype == "application/problem+json"
+    assert refused.json["type"].endswith("/opted-out-by-recipient")
+    assert "START" in refused.json["detail"]
+    assert client.get("/opt-outs/+14155550100", headers=AUTH).json["opted_out"] is True
+    assert send(client).json["type"].endswith("/recipient-opted-out")
+    assert [
+        (a["action"], a["outcome"], a["by"], a["api_key"])
+        for a in audit_lines(capsys.readouterr().out)
+    ] == [("opt-out", "listed", "sms", None), ("opt-in", "refused", "api", "alpha")]
+
+
+def test_a_stop_after_a_keys_opt_out_makes_it_the_recipients(client):
+    client.put("/opt-outs/+14155550100", headers=AUTH)
+    signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "STOP"))
+    client.put("/opt-outs/+14155550100", headers=AUTH)  # a key never takes it back
+    assert client.delete("/opt-outs/+14155550100", headers=AUTH).status_code == 409
+
+
+def test_an_override_key_lifts_an_sms_stop_and_it_is_audited(make_app, settings, accept, capsys):
+    app = make_app(
+        settings, signature_secrets=(SIGNATURE_SECRET,), opt_out_override_keys=frozenset({"beta"})
+    )
+    client = app.test_client()
+    signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "STOP"))
+    assert client.delete("/opt-outs/+14155550100", headers=AUTH).status_code == 409
+
+    lifted = client.delete("/opt-outs/+14155550100", headers=AUTH_B)
+
+    assert lifted.status_code == 200 and lifted.json["opted_out"] is False
+    assert send(client).status_code == 200
+    last = audit_lines(capsys.readouterr().out)[-1]
+    assert last == {
+        **last,
+        "action": "opt-in",
+        "outcome": "removed",
+        "by": "api",
+        "api_key": "beta",
+        "number": "+1********00",
+        "entry_source": "sms",
+        "override": True,
+    }
+
+
+def test_every_api_change_is_audited_with_the_key_and_the_masked_number(client, capsys):
+    client.put("/opt-outs/+14155550100", headers=AUTH)
+    client.delete("/opt-outs/+14155550100", headers=AUTH_B)
+    client.delete("/opt-outs/+14155550100", headers=AUTH_B)
+
+    out = capsys.readouterr().out
+    assert [(a["action"], a["outcome"], a["api_key"], a["number"]) for a in audit_lines(out)] == [
+        ("opt-out", "listed", "alpha", "+1********00"),
+        ("opt-in", "removed", "beta", "+1********00"),
+        ("opt-in", "not-listed", "beta", "+1********00"),
+    ]
+    assert "4155550100" not in out
 
 
 @pytest.mark.parametrize("method", ["get", "put", "delete"])

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from app.records import parse_status_webhook, sent_record
-from app.store import MemoryStore
+from app.store import MemoryStore, OptIn, OptOut
 from tests.webhook_signing import status_body
 
 UUID = "bbbbbbbb-0000-4000-8000-000000000001"
@@ -171,15 +171,43 @@ def test_returned_records_are_copies(store):
     assert len(store.get_message(UUID)["history"]) == 1
 
 
+NUMBER, JAN, FEB = "+14155550100", "2026-01-01T00:00:00Z", "2026-02-02T00:00:00Z"
+
+
 def test_opt_out_and_back_in(store):
-    number = "+14155550100"
-    assert store.opted_out_since(number) is None
-    assert store.opt_out(number, "2026-01-01T00:00:00Z") == "2026-01-01T00:00:00Z"
-    assert store.opt_out(number, "2026-02-02T00:00:00Z") == "2026-01-01T00:00:00Z"  # kept
-    assert store.opted_out_since(number) == "2026-01-01T00:00:00Z"
-    assert store.opt_in(number) is True
-    assert store.opt_in(number) is False
-    assert store.opted_out_since(number) is None
+    assert store.opted_out_since(NUMBER) is None
+    assert store.opt_out_entry(NUMBER) is None
+    assert store.opt_out(NUMBER, JAN, "api") == OptOut(JAN, "api")
+    assert store.opt_out(NUMBER, FEB, "api") == OptOut(JAN, "api")  # the first date stays
+    assert store.opted_out_since(NUMBER) == JAN
+    assert store.opt_in(NUMBER, "api") == OptIn(OptOut(JAN, "api"), removed=True)
+    assert store.opt_in(NUMBER, "api") == OptIn(None, removed=False)
+    assert store.opted_out_since(NUMBER) is None
+
+
+def test_an_sms_stop_is_lifted_only_by_the_recipient_or_an_override(store):
+    """Issue 11, item 9: the store remembers who opted a number out."""
+    assert store.opt_out(NUMBER, JAN, "sms") == OptOut(JAN, "sms")
+
+    assert store.opt_in(NUMBER, "api") == OptIn(OptOut(JAN, "sms"), removed=False)
+    assert store.opt_out_entry(NUMBER) == OptOut(JAN, "sms")
+    assert store.opt_in(NUMBER, "sms") == OptIn(OptOut(JAN, "sms"), removed=True)
+
+    store.opt_out(NUMBER, JAN, "sms")
+    assert store.opt_in(NUMBER, "api", override=True).removed is True
+    assert store.opt_out_entry(NUMBER) is None
+
+
+def test_a_stop_makes_a_keys_opt_out_the_recipients_and_a_key_never_takes_it_back(store):
+    store.opt_out(NUMBER, JAN, "api")
+    assert store.opt_out(NUMBER, FEB, "sms") == OptOut(JAN, "sms")
+    assert store.opt_out(NUMBER, FEB, "api") == OptOut(JAN, "sms")
+    assert store.opt_in(NUMBER, "api").removed is False
+
+
+def test_the_recipients_start_lifts_a_keys_opt_out(store):
+    store.opt_out(NUMBER, JAN, "api")
+    assert store.opt_in(NUMBER, "sms").removed is True
 
 
 def test_history_follows_the_lifecycle_when_clocks_disagree(store):
@@ -291,3 +319,19 @@ def test_concurrent_begins_start_exactly_one(store):
 
 def test_ping(store):
     assert store.ping() is True
+
+
+def test_an_opt_out_kept_before_sources_is_readable_and_counts_as_the_recipients(redis_url):
+    """Redis entries written before `optout-sources` existed: number -> since, no source."""
+    from app.redis_store import RedisStore, connect
+
+    client = connect(redis_url)
+    client.hset("sms:optouts", NUMBER, JAN)  # as the previous version wrote it
+    store = RedisStore(client, 3600, 1000)
+
+    assert store.opted_out_since(NUMBER) == JAN
+    assert store.opt_out_entry(NUMBER) == OptOut(JAN, None)
+    assert store.opt_out(NUMBER, FEB, "api") == OptOut(JAN, None)  # a key does not claim it
+    assert store.opt_in(NUMBER, "api") == OptIn(OptOut(JAN, None), removed=False)
+    assert store.opt_in(NUMBER, "sms").removed is True
+    client.close()
