@@ -4,7 +4,8 @@ Keys (prefix `sms:`): `msg:<uuid>` a record as JSON with the retention as its TT
 `msgs` a sorted set of uuids by time to bound their number, `optouts` a hash
 number -> since (read by the admission script too), `optout-sources` a hash
 number -> `sms` or `api` (an entry older than this hash has none: its source is
-unknown), `idem:<key>` an idempotency entry as JSON.
+unknown), `idem:<key>` an idempotency entry as JSON, `jti:<id>` a webhook token's id
+while the token could still be replayed.
 """
 
 from __future__ import annotations
@@ -156,6 +157,14 @@ class RedisStore:
     def opted_out_since(self, number: str) -> str | None:
         since = self.redis.hget(PREFIX + "optouts", number)
         return since.decode() if since else None
+
+    @unavailable_on_error
+    def use_webhook_token(self, jti: str, ttl_s: int) -> bool:
+        return bool(self.redis.set(PREFIX + "jti:" + jti, 1, nx=True, ex=ttl_s))
+
+    @unavailable_on_error
+    def forget_webhook_token(self, jti: str) -> None:
+        self.redis.delete(PREFIX + "jti:" + jti)
 
     @unavailable_on_error
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:

@@ -121,6 +121,12 @@ class Store(Protocol):
 
     def opted_out_since(self, number: str) -> str | None: ...
 
+    def use_webhook_token(self, jti: str, ttl_s: int) -> bool:
+        """Remember a webhook token's id for `ttl_s`; False when it was used already."""
+
+    def forget_webhook_token(self, jti: str) -> None:
+        """Forget a token's id, so that a retry of a webhook that failed is applied."""
+
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
         """Take `key` for a new request, atomically, or say who holds it."""
 
@@ -134,20 +140,30 @@ class Store(Protocol):
         """Tell whether the store answers."""
 
 
+# Webhook token ids kept in memory at most: about 200 bytes each, so 20 MB. Only tokens
+# signed with our secret get here, and they live WEBHOOK_MAX_AGE + 61 s (6 min by default):
+# the bound holds up to about 270 webhooks a second; past it the oldest id goes first.
+MAX_WEBHOOK_TOKENS = 100_000
+
+
 class MemoryStore:
-    """The store in process memory: records bounded by age and count, opt-outs kept."""
+    """The store in process memory: records and webhook token ids bounded by age and count,
+    opt-outs kept."""
 
     def __init__(
         self,
         retention_s: int,
         max_messages: int,
         clock: Callable[[], float] = time.time,
+        max_webhook_tokens: int = MAX_WEBHOOK_TOKENS,
     ):
         self.retention_s, self.max_messages, self.clock = retention_s, max_messages, clock
+        self.max_webhook_tokens = max_webhook_tokens
         self._lock = threading.Lock()
         self._messages: OrderedDict[str, tuple[float, Record]] = OrderedDict()  # oldest first
         self._opt_outs: dict[str, OptOut] = {}
         self._requests: dict[str, tuple[float, dict]] = {}  # key -> (expires at, entry)
+        self._tokens: OrderedDict[str, float] = OrderedDict()  # jti -> expires at, oldest first
 
     def save_sent(self, record: Record) -> None:
         self._update(str(record["message_uuid"]), lambda existing: merge_sent(existing, record))
@@ -184,6 +200,23 @@ class MemoryStore:
     def opted_out_since(self, number: str) -> str | None:
         entry = self.opt_out_entry(number)
         return entry.since if entry else None
+
+    def use_webhook_token(self, jti: str, ttl_s: int) -> bool:
+        with self._lock:
+            now = self.clock()
+            while self._tokens and next(iter(self._tokens.values())) <= now:
+                self._tokens.popitem(last=False)  # expired, from the oldest
+            if self._tokens.get(jti, now) > now:
+                return False  # used, and still live
+            self._tokens.pop(jti, None)  # an expired one, kept behind a longer-lived one
+            self._tokens[jti] = now + ttl_s
+            while len(self._tokens) > self.max_webhook_tokens:
+                self._tokens.popitem(last=False)
+            return True
+
+    def forget_webhook_token(self, jti: str) -> None:
+        with self._lock:
+            self._tokens.pop(jti, None)
 
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
         with self._lock:

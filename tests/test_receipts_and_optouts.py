@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.store import StorageUnavailable
 from tests.conftest import AUTH, AUTH_B, UUID, VALID_BODY, VONAGE_SMS_URL
-from tests.webhook_signing import SIGNATURE_SECRET, inbound_body, signed_post, status_body
+from tests.webhook_signing import SIGNATURE_SECRET, inbound_body, sign, signed_post, status_body
 
 
 @pytest.fixture
@@ -184,6 +185,58 @@ def test_inbound_is_logged_masked_without_text(client, capsys):
     assert "my secret reply" not in out
     assert "14155550100" not in out
     assert '"from": "*********00"' in out
+
+
+def signed(body: dict) -> tuple[bytes, dict]:
+    """A body and headers signed once, to be sent again as an eavesdropper would."""
+    raw = json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {sign(raw)}", "Content-Type": "application/json"}
+    return raw, headers
+
+
+def test_a_replayed_stop_changes_nothing(client, accept, capsys):
+    """Issue 11, item 10: a STOP replayed after the recipient's START (within the token's
+    max age) is acknowledged, so that Vonage stops retrying, and does not opt them out."""
+    stop, stop_headers = signed(inbound_body("14155550100", "STOP"))
+    assert client.post("/webhooks/inbound", data=stop, headers=stop_headers).status_code == 200
+    signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "START"))
+
+    replay = client.post("/webhooks/inbound", data=stop, headers=stop_headers)
+
+    assert replay.status_code == 200 and replay.json == {"received": True}
+    assert client.get("/opt-outs/+14155550100", headers=AUTH).json["opted_out"] is False
+    assert send(client).status_code == 200
+    assert "webhook replay ignored" in capsys.readouterr().out
+
+
+def test_a_replayed_status_webhook_is_acknowledged_and_not_applied(app, client, capsys):
+    raw, headers = signed(status_body(UUID, "delivered", "2026-01-01T10:00:03Z"))
+    assert client.post("/webhooks/status", data=raw, headers=headers).status_code == 200
+    assert '"event": "status webhook"' in capsys.readouterr().out
+
+    replay = client.post("/webhooks/status", data=raw, headers=headers)
+
+    assert replay.status_code == 200
+    out = capsys.readouterr().out
+    assert "webhook replay ignored" in out and '"event": "status webhook"' not in out
+
+
+def test_a_webhook_that_failed_is_applied_when_retried_with_its_token(app, client, monkeypatch):
+    """A token is forgotten when its webhook fails (here: storage out of reach), so that
+    Vonage's retry of it is not taken for a replay."""
+    store = app.extensions["store"]
+    apply_status = store.apply_status
+
+    def unavailable(event):
+        monkeypatch.setattr(store, "apply_status", apply_status)
+        raise StorageUnavailable()
+
+    monkeypatch.setattr(store, "apply_status", unavailable)
+    raw, headers = signed(status_body(UUID, "delivered", "2026-01-01T10:00:03Z"))
+    assert client.post("/webhooks/status", data=raw, headers=headers).status_code == 503
+
+    assert client.post("/webhooks/status", data=raw, headers=headers).status_code == 200
+    assert store.get_message(UUID)["status"] == "delivered"
 
 
 def test_unsigned_inbound_is_not_applied(client, accept):

@@ -317,6 +317,35 @@ def test_concurrent_begins_start_exactly_one(store):
     assert sorted(outcomes) == ["conflict"] * 19 + ["started"]
 
 
+def test_a_webhook_token_is_used_once_until_it_expires(make_store):
+    """Issue 11, item 10: a token id is remembered for the token's life (SET NX EX in Redis)."""
+    store = make_store(clock=time.time)
+    assert store.use_webhook_token("jti-1", ttl_s=1) is True
+    assert store.use_webhook_token("jti-1", ttl_s=1) is False
+    assert store.use_webhook_token("jti-2", ttl_s=1) is True
+    time.sleep(1.1)
+    assert store.use_webhook_token("jti-1", ttl_s=1) is True
+
+
+def test_a_forgotten_webhook_token_can_be_used_again(store):
+    assert store.use_webhook_token("jti-1", ttl_s=60) is True
+    store.forget_webhook_token("jti-1")
+    assert store.use_webhook_token("jti-1", ttl_s=60) is True
+    assert store.use_webhook_token("jti-1", ttl_s=60) is False
+
+
+def test_webhook_token_ids_in_memory_are_bounded():
+    """Expired ids go first; past the bound, the oldest."""
+    clock = FakeClock()
+    store = MemoryStore(3600, 1000, clock, max_webhook_tokens=3)
+    for n in range(5):
+        store.use_webhook_token(f"old-{n}", ttl_s=10)
+    assert list(store._tokens) == ["old-2", "old-3", "old-4"]
+    clock.now += 11
+    store.use_webhook_token("new", ttl_s=10)
+    assert list(store._tokens) == ["new"]
+
+
 def test_ping(store):
     assert store.ping() is True
 

@@ -73,6 +73,7 @@ def rs256_token(body: bytes, key_pem: str) -> str:
         ("no iat", lambda pem: f"Bearer {sign(RAW, iat=None)}"),
         ("wrong issuer", lambda pem: f"Bearer {sign(RAW, iss='Mallory')}"),
         ("no issuer", lambda pem: f"Bearer {sign(RAW, iss=None)}"),  # issue 11, item 12
+        ("no jti", lambda pem: f"Bearer {sign(RAW, jti=None)}"),  # issue 11, item 10
         ("alg none", lambda pem: f"Bearer {none_token(RAW)}"),
         ("RS256", lambda pem: f"Bearer {rs256_token(RAW, pem)}"),
         ("not a JWT", lambda pem: "Bearer not-a-jwt"),
