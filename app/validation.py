@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from flask import g, request
@@ -177,6 +178,13 @@ def _parse_text(
         errors["text"] = "must be valid Unicode (it has an unpaired surrogate)"
         return None
     text = smart_encode(value) if smart else value
+    if _is_blank(value) or _is_blank(text):
+        errors["text"] = (
+            "must have a visible character: it is only whitespace and invisible format "
+            "characters (such as zero-width spaces or soft hyphens)"
+            + (", once smart_encoding has replaced them" if smart else "")
+        )
+        return None
     if encoding_type == "text" and non_gsm7_characters(text):
         count = len(non_gsm7_characters(text))
         errors["text"] = (
@@ -193,6 +201,12 @@ def _parse_text(
     elif encoded.characters > VONAGE_MAX_TEXT_CHARACTERS:
         errors["text"] = f"must be at most {VONAGE_MAX_TEXT_CHARACTERS} characters"
     return encoded
+
+
+def _is_blank(text: str) -> bool:
+    """Tell whether a phone would show nothing: only whitespace and format characters
+    (Unicode category Cf: zero-width spaces and joiners, soft hyphens, BOMs, bidi marks)."""
+    return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
 
 
 def _optional_string(body: dict, name: str, max_length: int, errors: dict[str, str]) -> str | None:

@@ -161,6 +161,10 @@ def invalid(client, body, field):
         ({"text": "a" * 919}, "text"),  # 7 GSM-7 segments, over MAX_SEGMENTS 6
         ({"text": "ж" * 403}, "text"),  # 7 UCS-2 segments
         ({"text": "bad \ud800 surrogate"}, "text"),
+        ({"text": "\u200b\u200b"}, "text"),  # issue 11, item 13: an invisible SMS
+        ({"text": " \u00ad ", "smart_encoding": True}, "text"),  # blank once smart-encoded
+        ({"text": "\u200b\u200b", "smart_encoding": True}, "text"),  # empty once smart-encoded
+        ({"text": "\ufeff\u2060\u200d \u00a0\u3000\u202e"}, "text"),  # Cf and odd spaces
         ({"from": "+19999999999"}, "from"),
         ({"from": 447700900000}, "from"),
         ({"client_ref": "x" * 101}, "client_ref"),
@@ -181,6 +185,16 @@ def invalid(client, body, field):
 def test_invalid_field_is_named_and_nothing_is_sent(client, change, field):
     """An invalid body is a 400 problem naming the field; Vonage is not called."""
     invalid(client, {**VALID_BODY, **change}, field)
+
+
+@pytest.mark.parametrize(
+    "text", ["\u200bhi", "👍🏽", "👨\u200d👩\u200d👧", "\u05e9\u05dc\u05d5\u05dd\u200f"]
+)
+def test_texts_with_a_visible_character_are_sent(client, accept, text):
+    """Format characters beside visible ones are fine (emoji joiners, bidi marks)."""
+    assert (
+        client.post("/send-sms", json={**VALID_BODY, "text": text}, headers=AUTH).status_code == 200
+    )
 
 
 def test_every_bad_field_is_named_at_once(client):
