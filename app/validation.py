@@ -76,10 +76,16 @@ def require_json(view):
     return wrapped
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object names the same key twice: which one wins is anyone's guess."""
+
+
 def parse_json_object(raw: bytes) -> object:
-    """Return the parsed JSON body; 400 naming `body` when it is not JSON."""
+    """Return the parsed JSON body; 400 naming `body` when it is not JSON, or ambiguous."""
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
+        return json.loads(raw, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise InvalidPayload({"body": f"has the key {exc} more than once"}) from None
     except (ValueError, RecursionError) as exc:
         position = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
         raise InvalidPayload({"body": f"must be valid JSON (UTF-8){position}"}) from None
@@ -105,6 +111,16 @@ def read_body() -> bytes:
     if size > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
     return b"".join(chunks)
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """Build an object, refusing a key given twice (json keeps the last one silently)."""
+    found: dict[str, object] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(json.dumps(key[:40]))  # quoted, and short: it is echoed
+        found[key] = value
+    return found
 
 
 def _refuse_constant(name: str) -> None:

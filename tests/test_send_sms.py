@@ -244,6 +244,26 @@ def test_malformed_or_non_object_json_is_a_400(client, raw):
     assert response.json["errors"][0]["field"] == "body"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"to": "+14155550100", "to": "+442071838750", "text": "hi"}',
+        b'{"to": "+14155550100", "text": "hi", "text": "other"}',
+        b'{"to": "+14155550100", "text": "hi", "client_ref": "a", "client_ref": null}',
+    ],
+)
+def test_duplicate_keys_are_a_400(client, raw):
+    """Issue 11, item 14: with a key twice, json keeps the last one and a proxy or logger
+    may have read the first; the body is refused instead. Vonage is not called."""
+    response = client.post(
+        "/send-sms", data=raw, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json["type"].endswith("/validation-error")
+    [error] = response.json["errors"]
+    assert error["field"] == "body" and "more than once" in error["message"]
+
+
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
 def test_wrong_content_type_is_a_415(client, content_type):
     headers = {**AUTH, **({"Content-Type": content_type} if content_type else {})}
