@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import functools
 import json
 import re
@@ -17,6 +18,7 @@ from .settings import Settings
 from .sms_encoding import Encoded, encode, non_gsm7_characters, smart_encode
 
 MAX_BODY_BYTES = 16 * 1024
+UTF8_NAMES = ("utf-8", "utf8")
 VONAGE_MAX_TEXT_CHARACTERS = 1000  # the Messages API's own limit on `text`
 MAX_CLIENT_REF = 100
 TTL_RANGE = (20, 604800)
@@ -68,6 +70,15 @@ def require_json(view):
                 "Unsupported media type",
                 "Send the body as JSON with Content-Type: application/json.",
             )
+        charset = request.mimetype_params.get("charset")
+        if charset is not None and charset.strip().lower() not in UTF8_NAMES:
+            raise ApiProblem(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "Send the body as UTF-8 JSON: Content-Type application/json, with no charset "
+                "or charset=utf-8.",
+            )
         if (request.content_length or 0) > MAX_BODY_BYTES:
             raise RequestEntityTooLarge()  # declared too large: not read at all
         g.raw_body = read_body()
@@ -82,8 +93,9 @@ class _DuplicateKey(ValueError):
 
 def parse_json_object(raw: bytes) -> object:
     """Return the parsed JSON body; 400 naming `body` when it is not JSON, or ambiguous."""
+    text = _utf8_text(raw)
     try:
-        return json.loads(raw, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
     except _DuplicateKey as exc:
         raise InvalidPayload({"body": f"has the key {exc} more than once"}) from None
     except (ValueError, RecursionError) as exc:
@@ -111,6 +123,24 @@ def read_body() -> bytes:
     if size > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
     return b"".join(chunks)
+
+
+def _utf8_text(raw: bytes) -> str:
+    """Decode the body as UTF-8, the only encoding JSON may use between systems (RFC 8259).
+
+    json.loads on bytes would guess UTF-16 or UTF-32 and skip a byte order mark; here
+    they are refused. UTF-16 or UTF-32 of ASCII text is valid UTF-8 with NUL bytes, and a
+    raw NUL is never valid JSON, so a NUL names the likely cause.
+    """
+    if raw.startswith(codecs.BOM_UTF8):
+        raise InvalidPayload({"body": "must be UTF-8 without a byte order mark"})
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPayload({"body": "must be encoded as UTF-8"}) from None
+    if "\x00" in text:
+        raise InvalidPayload({"body": "must be encoded as UTF-8 (it looks like UTF-16 or UTF-32)"})
+    return text
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:

@@ -272,13 +272,42 @@ def test_wrong_content_type_is_a_415(client, content_type):
     assert response.json["type"].endswith("/unsupported-media-type")
 
 
-def test_charset_parameter_is_accepted(client, accept):
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", "utf8", '"utf-8"'])
+def test_charset_utf8_is_accepted(client, accept, charset):
     response = client.post(
         "/send-sms",
         data=json.dumps(VALID_BODY),
-        headers={**AUTH, "Content-Type": "application/json; charset=utf-8"},
+        headers={**AUTH, "Content-Type": f"application/json; charset={charset}"},
     )
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "UTF-32", "iso-8859-1", "us-ascii"])
+def test_a_charset_other_than_utf8_is_a_415(client, charset):
+    """Issue 11, item 15: only UTF-8 is read; a declared charset must say so."""
+    response = client.post(
+        "/send-sms",
+        data=json.dumps(VALID_BODY),
+        headers={**AUTH, "Content-Type": f"application/json; charset={charset}"},
+    )
+    assert response.status_code == 415
+    assert response.json["type"].endswith("/unsupported-media-type")
+    assert "UTF-8" in response.json["detail"]
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-8-sig"]
+)
+def test_bodies_not_in_plain_utf8_are_a_400_that_says_utf8(client, encoding):
+    """Issue 11, item 15: json.loads guessed UTF-16 and UTF-32 (with or without a BOM) and
+    skipped a UTF-8 BOM; Vonage is not called."""
+    raw = json.dumps(VALID_BODY).encode(encoding)
+    response = client.post(
+        "/send-sms", data=raw, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    [error] = response.json["errors"]
+    assert error["field"] == "body" and "UTF-8" in error["message"]
 
 
 def test_oversized_body_is_a_413(client):
