@@ -25,6 +25,12 @@ TTL_RANGE = (20, 604800)
 ENCODINGS = ("auto", "text", "unicode")
 FIELDS = ("to", "text", "from", "client_ref", "ttl", "encoding", "smart_encoding")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Control characters a text must not carry: C0 but tab, newline, carriage return and form
+# feed (GSM-7 has all but tab; tab is sent as UCS-2, or a space with smart_encoding), DEL, C1.
+_TEXT_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+# What an identifier such as client_ref must not carry: controls (Cc), format characters
+# (Cf: bidi overrides, zero-width ones), surrogates (Cs), line and paragraph separators.
+_NOT_PRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,12 @@ def _parse_text(
     if _SURROGATE.search(value):
         errors["text"] = "must be valid Unicode (it has an unpaired surrogate)"
         return None
+    if _TEXT_CONTROLS.search(value):
+        errors["text"] = (
+            "must not contain control characters (U+0000-U+001F but tab, newline, carriage "
+            "return and form feed; U+007F-U+009F)"
+        )
+        return None
     text = smart_encode(value) if smart else value
     if _is_blank(value) or _is_blank(text):
         errors["text"] = (
@@ -262,8 +274,11 @@ def _optional_string(body: dict, name: str, max_length: int, errors: dict[str, s
     if not isinstance(value, str) or not value or len(value) > max_length:
         errors[name] = f"must be a string of 1 to {max_length} characters"
         return None
-    if _SURROGATE.search(value) or any(ord(char) < 32 for char in value):
-        errors[name] = "must be printable text"
+    if any(unicodedata.category(char) in _NOT_PRINTABLE for char in value):
+        errors[name] = (
+            "must be printable text: no control, format (bidi, zero-width) or line "
+            "separator characters"
+        )
         return None
     return value
 

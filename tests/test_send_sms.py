@@ -170,6 +170,21 @@ def invalid(client, body, field):
         ({"client_ref": "x" * 101}, "client_ref"),
         ({"client_ref": 7}, "client_ref"),
         ({"client_ref": "line\nbreak"}, "client_ref"),
+        # issue 11, item 16: DEL, C1, line separators, bidi and zero-width characters
+        ({"client_ref": "order\x7f42"}, "client_ref"),
+        ({"client_ref": "order\x8542"}, "client_ref"),
+        ({"client_ref": "order\u202842"}, "client_ref"),
+        ({"client_ref": "order\u202942"}, "client_ref"),
+        ({"client_ref": "order-\u202e24"}, "client_ref"),
+        ({"client_ref": "order-\u206642"}, "client_ref"),
+        ({"client_ref": "order\u200b42"}, "client_ref"),
+        ({"client_ref": "bad \ud800 surrogate"}, "client_ref"),
+        ({"text": "nul \x00 byte"}, "text"),
+        ({"text": "bell \x07"}, "text"),
+        ({"text": "escape \x1b[31m"}, "text"),
+        ({"text": "vertical \x0b tab"}, "text"),
+        ({"text": "del \x7f"}, "text"),
+        ({"text": "c1 \x9b"}, "text"),
         ({"ttl": 19}, "ttl"),
         ({"ttl": 604801}, "ttl"),
         ({"ttl": "600"}, "ttl"),
@@ -195,6 +210,18 @@ def test_texts_with_a_visible_character_are_sent(client, accept, text):
     assert (
         client.post("/send-sms", json={**VALID_BODY, "text": text}, headers=AUTH).status_code == 200
     )
+
+
+def test_tab_newline_carriage_return_and_form_feed_are_allowed_in_text(client, accept):
+    """SMS carry line breaks (and GSM-7 a form feed); a tab is sent too (as UCS-2)."""
+    body = {**VALID_BODY, "text": "Line 1\r\nLine 2\n\tindented\fnext page"}
+    assert client.post("/send-sms", json=body, headers=AUTH).status_code == 200
+
+
+@pytest.mark.parametrize("client_ref", ["order-42", "café/42 €", "注文-42", "👍"])
+def test_printable_client_refs_are_passed(client, accept, client_ref):
+    body = {**VALID_BODY, "client_ref": client_ref}
+    assert client.post("/send-sms", json=body, headers=AUTH).status_code == 200
 
 
 def test_every_bad_field_is_named_at_once(client):
