@@ -20,4 +20,4 @@ def get_message(message_uuid: str):
             404, "not-found", "Not found", "No message with this id was sent with your key."
         )
     g.message_uuid = message_uuid
-    return {k: v for k, v in record.items() if k != "api_key"}
+    return record  # api_key is the key's name, never its secret

@@ -8,6 +8,9 @@ import phonenumbers
 
 EXAMPLE = "e.g. +442071838750"
 _PHONE_CHARACTERS = re.compile(r"[0-9+()./ -]{1,40}")
+# E.164 digits as Vonage writes them in webhooks. [0-9] is ASCII only, unlike \d and
+# str.isdigit, which take Arabic-Indic or fullwidth digits too; [1-9] first refuses a 00 prefix.
+_WEBHOOK_NUMBER = re.compile(r"\+?[1-9][0-9]{6,14}")
 
 
 class InvalidNumber(ValueError):
@@ -28,6 +31,14 @@ def parse_number(value: object, region: str | None = None) -> phonenumbers.Phone
     if number is None or not phonenumbers.is_valid_number(number):
         raise InvalidNumber(f"is not a valid phone number, {EXAMPLE}")
     return number
+
+
+def parse_webhook_number(value: str) -> phonenumbers.PhoneNumber:
+    """Parse a number from a Vonage webhook: E.164 in ASCII digits, without + or 00 (a + is
+    tolerated), and valid; anything else (a sender ID, other scripts' digits) is refused."""
+    if not _WEBHOOK_NUMBER.fullmatch(value):
+        raise InvalidNumber("must be E.164 in ASCII digits, without a 00 prefix")
+    return parse_number("+" + value.removeprefix("+"))
 
 
 def e164(number: phonenumbers.PhoneNumber) -> str:

@@ -2,8 +2,11 @@
 
 Keys (prefix `sms:`): `msg:<uuid>` a record as JSON with the retention as its TTL,
 `msgs` a sorted set of uuids by time to bound their number, `optouts` a hash
-number -> since, `idem:<key>` an idempotency entry as JSON, `known:<name>:<address>` a
-credential that succeeded from an address lately (its TTL says how long it passes the brake).
+number -> since (read by the admission script too), `optout-sources` a hash
+number -> `sms` or `api` (an entry older than this hash has none: its source is
+unknown), `idem:<key>` an idempotency entry as JSON, `jti:<id>` a webhook token's id
+while the token could still be replayed, `known:<name>:<address>` a credential that
+succeeded from an address lately (its TTL says how long it passes the brake).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable
 import redis
 
 from .records import Record, apply_status, merge_sent
-from .store import Claim, StorageUnavailable, claim_from
+from .store import Claim, OptIn, OptOut, OptOutSource, StorageUnavailable, claim_from
 
 PREFIX = "sms:"
 TIMEOUT_S = 1.0  # fail fast: a request waits on Redis at most this long per command
@@ -40,6 +43,26 @@ if current and cjson.decode(current)['token'] == ARGV[1] then
 end
 return 0
 """
+
+# The opt-out rules of store.py (added_opt_out, may_lift), atomic in Redis.
+# KEYS: optouts, optout-sources. Reply: {since or nil, source or nil, removed (opt-in only)}.
+_OPT_OUT = """
+local created = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+if created == 1 or ARGV[3] == 'sms' then redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) end
+return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HGET', KEYS[2], ARGV[1])}
+"""
+_OPT_IN = """
+local since = redis.call('HGET', KEYS[1], ARGV[1])
+local source = redis.call('HGET', KEYS[2], ARGV[1])
+if not since then return {false, false, 0} end
+if ARGV[2] == 'sms' or ARGV[3] == '1' or source == 'api' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return {since, source, 1}
+end
+return {since, source, 0}
+"""
+_OPT_OUT_KEYS = [PREFIX + "optouts", PREFIX + "optout-sources"]
 
 
 def connect(url: str) -> redis.Redis:
@@ -90,6 +113,8 @@ class RedisStore:
         self.clock = clock
         self._finish = client.register_script(_FINISH)
         self._release = client.register_script(_RELEASE)
+        self._opt_out = client.register_script(_OPT_OUT)
+        self._opt_in = client.register_script(_OPT_IN)
 
     @unavailable_on_error
     def save_sent(self, record: Record) -> None:
@@ -116,13 +141,24 @@ class RedisStore:
         return json.loads(raw) if raw else None
 
     @unavailable_on_error
-    def opt_out(self, number: str, since: str) -> str:
-        self.redis.hsetnx(PREFIX + "optouts", number, since)  # the first date stays
-        return self.redis.hget(PREFIX + "optouts", number).decode()
+    def opt_out(self, number: str, since: str, source: OptOutSource) -> OptOut:
+        stored_since, stored_source = self._opt_out(
+            keys=_OPT_OUT_KEYS, args=[number, since, source]
+        )
+        return _opt_out_entry(stored_since, stored_source)
 
     @unavailable_on_error
-    def opt_in(self, number: str) -> bool:
-        return bool(self.redis.hdel(PREFIX + "optouts", number))
+    def opt_in(self, number: str, by: OptOutSource, override: bool = False) -> OptIn:
+        since, source, removed = self._opt_in(keys=_OPT_OUT_KEYS, args=[number, by, int(override)])
+        return OptIn(_opt_out_entry(since, source) if since else None, removed=bool(removed))
+
+    @unavailable_on_error
+    def opt_out_entry(self, number: str) -> OptOut | None:
+        with self.redis.pipeline() as pipe:
+            since, source = (
+                pipe.hget(_OPT_OUT_KEYS[0], number).hget(_OPT_OUT_KEYS[1], number).execute()
+            )
+        return _opt_out_entry(since, source) if since else None
 
     @unavailable_on_error
     def opted_out_since(self, number: str) -> str | None:
@@ -136,6 +172,14 @@ class RedisStore:
     @unavailable_on_error
     def key_known_at(self, client_ip: str, name: str) -> bool:
         return bool(self.redis.exists(known_key(client_ip, name)))
+
+    @unavailable_on_error
+    def use_webhook_token(self, jti: str, ttl_s: int) -> bool:
+        return bool(self.redis.set(PREFIX + "jti:" + jti, 1, nx=True, ex=ttl_s))
+
+    @unavailable_on_error
+    def forget_webhook_token(self, jti: str) -> None:
+        self.redis.delete(PREFIX + "jti:" + jti)
 
     @unavailable_on_error
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
@@ -197,3 +241,9 @@ class RedisStore:
         if excess > 0:
             oldest = [member.decode() for member, _ in self.redis.zpopmin(PREFIX + "msgs", excess)]
             self.redis.delete(*(PREFIX + "msg:" + uuid_ for uuid_ in oldest))
+
+
+def _opt_out_entry(since: bytes, source: bytes | None) -> OptOut:
+    """An entry as Redis keeps it; an old one has no source."""
+    known = source.decode() if source in (b"sms", b"api") else None
+    return OptOut(since.decode(), known)

@@ -35,6 +35,7 @@ class Settings:
     vonage_private_key: RSAPrivateKey = field(repr=False)
     vonage_number: str
     api_keys: Mapping[str, str] = field(repr=False)  # name -> secret
+    opt_out_override_keys: frozenset[str] = frozenset()  # key names that may lift a STOP
     vonage_api_host: str = "api.nexmo.com"
     vonage_timeout_s: int = 10
     vonage_max_retries: int = 2
@@ -73,11 +74,13 @@ class Settings:
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """Read and check every variable; raise one ConfigError naming all problems."""
         reader = _Reader(environ)
+        api_keys = reader.api_keys("API_KEYS")
         values = dict(
             vonage_application_id=reader.application_id("VONAGE_APPLICATION_ID"),
             vonage_private_key=reader.private_key(),
             vonage_number=reader.sender("VONAGE_NUMBER"),
-            api_keys=reader.api_keys("API_KEYS"),
+            api_keys=api_keys,
+            opt_out_override_keys=reader.key_names("OPT_OUT_OVERRIDE_KEYS", api_keys),
             vonage_api_host=reader.matching(
                 "VONAGE_API_HOST", _HOST, "api.nexmo.com", "host[:port]"
             ),
@@ -226,6 +229,15 @@ class _Reader:
             else:
                 keys[key_name] = secret
         return keys
+
+    def key_names(self, name: str, api_keys: Mapping[str, str]) -> frozenset[str]:
+        """Comma-separated names of API_KEYS entries (the unknown ones are counted, not
+        printed: a secret pasted here by mistake must not reach the log)."""
+        names = frozenset(n.strip() for n in self._get(name).split(",") if n.strip())
+        unknown = [n for n in names if n not in api_keys]
+        if unknown:
+            self.problems.append(f"{name}: {len(unknown)} name(s) are not key names in API_KEYS")
+        return names - set(unknown)
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         value = self._get(name)

@@ -2,6 +2,14 @@
 
 One small interface; MemoryStore keeps it in this process (the embedded default),
 and a shared implementation (Redis) sits behind the same methods.
+
+The opt-out list remembers who put each number on it, and keeps these rules:
+- the first date stays: adding a number again never moves `since`;
+- a recipient's STOP makes the entry theirs (`sms`), even when a key added it first;
+  a key adding it again never takes it from them;
+- the recipient's START lifts any entry; an API key lifts only an entry made through
+  the API, unless it may override (OPT_OUT_OVERRIDE_KEYS). An entry whose source is
+  unknown (kept in Redis before sources were) counts as the recipient's.
 """
 
 from __future__ import annotations
@@ -29,6 +37,38 @@ class StorageUnavailable(ApiProblem):
             "The service's shared state (Redis) is unreachable; nothing was sent. Retry later.",
             headers={"Retry-After": "5"},
         )
+
+
+OptOutSource = Literal["sms", "api"]
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """A number on the opt-out list: since when, and who put it there."""
+
+    since: str
+    source: OptOutSource | None  # None: kept before sources were (old Redis entries)
+
+
+@dataclass(frozen=True)
+class OptIn:
+    """What an attempt to take a number off the opt-out list found and did."""
+
+    found: OptOut | None  # None: the number was not on the list
+    removed: bool
+
+
+def added_opt_out(existing: OptOut | None, since: str, source: OptOutSource) -> OptOut:
+    """The entry after adding a number: the first date stays; a STOP makes it the recipient's."""
+    if existing is None:
+        return OptOut(since, source)
+    return OptOut(existing.since, "sms") if source == "sms" else existing
+
+
+def may_lift(entry: OptOut, by: OptOutSource, override: bool) -> bool:
+    """The recipient's START lifts any opt-out; a key only one made through the API, unless
+    it may override. An entry of unknown source counts as the recipient's."""
+    return by == "sms" or override or entry.source == "api"
 
 
 @dataclass(frozen=True)
@@ -75,11 +115,13 @@ class Store(Protocol):
 
     def get_message(self, message_uuid: str) -> Record | None: ...
 
-    def opt_out(self, number: str, since: str) -> str:
-        """Add `number` to the opt-out list; return since when it is on it."""
+    def opt_out(self, number: str, since: str, source: OptOutSource) -> OptOut:
+        """Add `number` to the opt-out list (see added_opt_out); return its entry."""
 
-    def opt_in(self, number: str) -> bool:
-        """Remove `number` from the opt-out list; tell whether it was on it."""
+    def opt_in(self, number: str, by: OptOutSource, override: bool = False) -> OptIn:
+        """Take `number` off the opt-out list if may_lift allows it, atomically."""
+
+    def opt_out_entry(self, number: str) -> OptOut | None: ...
 
     def opted_out_since(self, number: str) -> str | None: ...
 
@@ -88,6 +130,12 @@ class Store(Protocol):
 
     def key_known_at(self, client_ip: str, name: str) -> bool:
         """Tell whether the credential `name` succeeded from `client_ip` lately."""
+
+    def use_webhook_token(self, jti: str, ttl_s: int) -> bool:
+        """Remember a webhook token's id for `ttl_s`; False when it was used already."""
+
+    def forget_webhook_token(self, jti: str) -> None:
+        """Forget a token's id, so that a retry of a webhook that failed is applied."""
 
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
         """Take `key` for a new request, atomically, or say who holds it."""
@@ -107,11 +155,15 @@ class Store(Protocol):
 EXPIRED_PER_BEGIN = 8
 ENTRY_OVERHEAD = 300  # bytes an idempotency entry costs beyond its key and answer body, roughly
 MAX_KNOWN_KEYS = 100_000  # (address, credential) pairs that pass the brake; the oldest go first
+# Webhook token ids kept in memory at most: about 200 bytes each, so 20 MB. Only tokens
+# signed with our secret get here, and they live WEBHOOK_MAX_AGE + 61 s (6 min by default):
+# the bound holds up to about 270 webhooks a second; past it the oldest id goes first.
+MAX_WEBHOOK_TOKENS = 100_000
 
 
 class MemoryStore:
-    """The store in process memory: records bounded by age and count, opt-outs kept, and
-    Idempotency-Key answers bounded by age, count (max_messages) and bytes."""
+    """The store in process memory: records and webhook token ids bounded by age and count,
+    opt-outs kept, and Idempotency-Key answers bounded by age, count (max_messages) and bytes."""
 
     def __init__(
         self,
@@ -119,17 +171,20 @@ class MemoryStore:
         max_messages: int,
         clock: Callable[[], float] = time.time,
         max_answer_bytes: int = 64 * 1024 * 1024,
+        max_webhook_tokens: int = MAX_WEBHOOK_TOKENS,
     ):
         self.retention_s, self.max_messages, self.clock = retention_s, max_messages, clock
         self.max_answer_bytes = max_answer_bytes
+        self.max_webhook_tokens = max_webhook_tokens
         self._lock = threading.Lock()
         self._messages: OrderedDict[str, tuple[float, Record]] = OrderedDict()  # oldest first
-        self._opt_outs: dict[str, str] = {}
+        self._opt_outs: dict[str, OptOut] = {}
         # key -> (expires at, entry, bytes), in the order the keys were taken: oldest first
         self._requests: OrderedDict[str, tuple[float, dict, int]] = OrderedDict()
         self._request_bytes = 0
         # (address, credential name) -> when it stops passing the brake: soonest first
         self._known: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._tokens: OrderedDict[str, float] = OrderedDict()  # jti -> expires at, oldest first
 
     def save_sent(self, record: Record) -> None:
         self._update(str(record["message_uuid"]), lambda existing: merge_sent(existing, record))
@@ -145,15 +200,21 @@ class MemoryStore:
             stored = self._messages.get(message_uuid)
         return _copy(stored[1]) if stored else None
 
-    def opt_out(self, number: str, since: str) -> str:
+    def opt_out(self, number: str, since: str, source: OptOutSource) -> OptOut:
         with self._lock:
-            return self._opt_outs.setdefault(number, since)
+            entry = added_opt_out(self._opt_outs.get(number), since, source)
+            self._opt_outs[number] = entry
+            return entry
 
-    def opt_in(self, number: str) -> bool:
+    def opt_in(self, number: str, by: OptOutSource, override: bool = False) -> OptIn:
         with self._lock:
-            return self._opt_outs.pop(number, None) is not None
+            found = self._opt_outs.get(number)
+            if found is None or not may_lift(found, by, override):
+                return OptIn(found, removed=False)
+            del self._opt_outs[number]
+            return OptIn(found, removed=True)
 
-    def opted_out_since(self, number: str) -> str | None:
+    def opt_out_entry(self, number: str) -> OptOut | None:
         with self._lock:
             return self._opt_outs.get(number)
 
@@ -173,6 +234,27 @@ class MemoryStore:
     def key_known_at(self, client_ip: str, name: str) -> bool:
         with self._lock:
             return self._known.get((client_ip, name), 0.0) > self.clock()
+
+    def opted_out_since(self, number: str) -> str | None:
+        entry = self.opt_out_entry(number)
+        return entry.since if entry else None
+
+    def use_webhook_token(self, jti: str, ttl_s: int) -> bool:
+        with self._lock:
+            now = self.clock()
+            while self._tokens and next(iter(self._tokens.values())) <= now:
+                self._tokens.popitem(last=False)  # expired, from the oldest
+            if self._tokens.get(jti, now) > now:
+                return False  # used, and still live
+            self._tokens.pop(jti, None)  # an expired one, kept behind a longer-lived one
+            self._tokens[jti] = now + ttl_s
+            while len(self._tokens) > self.max_webhook_tokens:
+                self._tokens.popitem(last=False)
+            return True
+
+    def forget_webhook_token(self, jti: str) -> None:
+        with self._lock:
+            self._tokens.pop(jti, None)
 
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
         with self._lock:

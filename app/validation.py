@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import functools
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from flask import g, request
@@ -16,6 +18,7 @@ from .settings import Settings
 from .sms_encoding import Encoded, encode, non_gsm7_characters, smart_encode
 
 MAX_BODY_BYTES = 16 * 1024
+UTF8_NAMES = ("utf-8", "utf8")
 VONAGE_MAX_TEXT_CHARACTERS = 1000  # the Messages API's own limit on `text`
 MAX_CLIENT_REF = 100
 TTL_RANGE = (20, 604800)
@@ -26,6 +29,12 @@ FIELDS = ("to", "text", "from", "client_ref", "ttl", "encoding", "smart_encoding
 UNKNOWN_FIELDS_SHOWN = 3
 FIELD_NAME_SHOWN = 32
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Control characters a text must not carry: C0 but tab, newline, carriage return and form
+# feed (GSM-7 has all but tab; tab is sent as UCS-2, or a space with smart_encoding), DEL, C1.
+_TEXT_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+# What an identifier such as client_ref must not carry: controls (Cc), format characters
+# (Cf: bidi overrides, zero-width ones), surrogates (Cs), line and paragraph separators.
+_NOT_PRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,15 @@ def require_json(view):
                 "Unsupported media type",
                 "Send the body as JSON with Content-Type: application/json.",
             )
+        charset = request.mimetype_params.get("charset")
+        if charset is not None and charset.strip().lower() not in UTF8_NAMES:
+            raise ApiProblem(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "Send the body as UTF-8 JSON: Content-Type application/json, with no charset "
+                "or charset=utf-8.",
+            )
         if (request.content_length or 0) > MAX_BODY_BYTES:
             raise RequestEntityTooLarge()  # declared too large: not read at all
         g.raw_body = read_body()
@@ -79,10 +97,17 @@ def require_json(view):
     return wrapped
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object names the same key twice: which one wins is anyone's guess."""
+
+
 def parse_json_object(raw: bytes) -> object:
-    """Return the parsed JSON body; 400 naming `body` when it is not JSON."""
+    """Return the parsed JSON body; 400 naming `body` when it is not JSON, or ambiguous."""
+    text = _utf8_text(raw)
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise InvalidPayload({"body": f"has the key {exc} more than once"}) from None
     except (ValueError, RecursionError) as exc:
         position = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
         raise InvalidPayload({"body": f"must be valid JSON (UTF-8){position}"}) from None
@@ -108,6 +133,34 @@ def read_body() -> bytes:
     if size > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
     return b"".join(chunks)
+
+
+def _utf8_text(raw: bytes) -> str:
+    """Decode the body as UTF-8, the only encoding JSON may use between systems (RFC 8259).
+
+    json.loads on bytes would guess UTF-16 or UTF-32 and skip a byte order mark; here
+    they are refused. UTF-16 or UTF-32 of ASCII text is valid UTF-8 with NUL bytes, and a
+    raw NUL is never valid JSON, so a NUL names the likely cause.
+    """
+    if raw.startswith(codecs.BOM_UTF8):
+        raise InvalidPayload({"body": "must be UTF-8 without a byte order mark"})
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPayload({"body": "must be encoded as UTF-8"}) from None
+    if "\x00" in text:
+        raise InvalidPayload({"body": "must be encoded as UTF-8 (it looks like UTF-16 or UTF-32)"})
+    return text
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """Build an object, refusing a key given twice (json keeps the last one silently)."""
+    found: dict[str, object] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(json.dumps(key[:40]))  # quoted, and short: it is echoed
+        found[key] = value
+    return found
 
 
 def _refuse_constant(name: str) -> None:
@@ -194,7 +247,20 @@ def _parse_text(
     if _SURROGATE.search(value):
         errors["text"] = "must be valid Unicode (it has an unpaired surrogate)"
         return None
+    if _TEXT_CONTROLS.search(value):
+        errors["text"] = (
+            "must not contain control characters (U+0000-U+001F but tab, newline, carriage "
+            "return and form feed; U+007F-U+009F)"
+        )
+        return None
     text = smart_encode(value) if smart else value
+    if _is_blank(value) or _is_blank(text):
+        errors["text"] = (
+            "must have a visible character: it is only whitespace and invisible format "
+            "characters (such as zero-width spaces or soft hyphens)"
+            + (", once smart_encoding has replaced them" if smart else "")
+        )
+        return None
     if encoding_type == "text" and non_gsm7_characters(text):
         count = len(non_gsm7_characters(text))
         errors["text"] = (
@@ -213,6 +279,12 @@ def _parse_text(
     return encoded
 
 
+def _is_blank(text: str) -> bool:
+    """Tell whether a phone would show nothing: only whitespace and format characters
+    (Unicode category Cf: zero-width spaces and joiners, soft hyphens, BOMs, bidi marks)."""
+    return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
+
+
 def _optional_string(body: dict, name: str, max_length: int, errors: dict[str, str]) -> str | None:
     value = body.get(name)
     if value is None:
@@ -220,8 +292,11 @@ def _optional_string(body: dict, name: str, max_length: int, errors: dict[str, s
     if not isinstance(value, str) or not value or len(value) > max_length:
         errors[name] = f"must be a string of 1 to {max_length} characters"
         return None
-    if _SURROGATE.search(value) or any(ord(char) < 32 for char in value):
-        errors[name] = "must be printable text"
+    if any(unicodedata.category(char) in _NOT_PRINTABLE for char in value):
+        errors[name] = (
+            "must be printable text: no control, format (bidi, zero-width) or line "
+            "separator characters"
+        )
         return None
     return value
 

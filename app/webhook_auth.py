@@ -20,6 +20,7 @@ from .bearer import bearer_credentials
 from .errors import ApiProblem
 
 FUTURE_LEEWAY_S = 60
+MAX_JTI_LENGTH = 128  # Vonage's are UUIDs
 
 # Vonage chooses the secret's length ("no less than 32 bits" in its docs); PyJWT's warning
 # about short HMAC keys would only repeat on every webhook.
@@ -87,7 +88,7 @@ def check_claims(
     max_age_s: int,
     clock: Callable[[], float] = time.time,
 ) -> None:
-    """Check the token's age and issuer (before the body is read)."""
+    """Check the token's age, issuer and id (before the body is read); all are required."""
     issued_at = claims.get("iat")
     now = clock()
     if not isinstance(issued_at, (int, float)) or isinstance(issued_at, bool):
@@ -96,8 +97,17 @@ def check_claims(
         raise BadSignature(f"The token is older than {max_age_s} s.")
     if issued_at > now + FUTURE_LEEWAY_S:
         raise BadSignature("The token is issued in the future.")
-    if "iss" in claims and claims["iss"] != "Vonage":
-        raise BadSignature("The token is not issued by Vonage.")
+    if claims.get("iss") != "Vonage":  # Vonage's docs: always "Vonage"; its real tokens agree
+        raise BadSignature("The token is not issued by Vonage (iss must be 'Vonage').")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
+        raise BadSignature("The token has no jti: each token is applied once, by its id.")
+
+
+def token_life_s(max_age_s: int) -> int:
+    """The longest a token can stay acceptable after it first arrives (iat may be up to
+    FUTURE_LEEWAY_S ahead): how long its jti must be remembered to refuse a replay."""
+    return max_age_s + FUTURE_LEEWAY_S + 1
 
 
 def check_payload_hash(claims: dict[str, object], body: bytes) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from flask import Blueprint, current_app, g, request
 
@@ -11,8 +12,9 @@ from . import optouts
 from .errors import ApiProblem, InvalidPayload
 from .limits import admit_credential
 from .metrics import INBOUND, RECEIPTS
-from .phone import mask_digits
+from .phone import InvalidNumber, e164, mask_digits, parse_webhook_number
 from .records import is_known_status, parse_status_webhook
+from .store import StorageUnavailable
 from .validation import read_body
 from .webhook_auth import (
     BadSignature,
@@ -20,6 +22,7 @@ from .webhook_auth import (
     bearer_token,
     check_claims,
     check_payload_hash,
+    token_life_s,
     verify_signature,
 )
 
@@ -30,7 +33,39 @@ VONAGE = "#webhook"  # a good signature's name at the failed-key brake; no API k
 
 @bp.post("/webhooks/status")
 def post_status_webhook():
-    body = _verified_json()
+    body, jti = _verified_json()
+    return apply_once(jti, "status", lambda: _apply_status(body))
+
+
+@bp.post("/webhooks/inbound")
+def post_inbound_webhook():
+    body, jti = _verified_json()
+    return apply_once(jti, "inbound", lambda: _apply_inbound(body))
+
+
+def apply_once(jti: str | None, kind: str, apply: Callable[[], dict]) -> dict:
+    """Apply a signed webhook once per token. A replay while the token is still acceptable
+    (a captured STOP sent again after a START; or Vonage resending one we applied) is
+    answered 200, so that Vonage stops retrying, and changes nothing. A webhook that fails
+    forgets its token, so that a retry of it is applied."""
+    if jti is None:  # unsigned, allowed in development: there is no token to remember
+        return apply()
+    store = current_app.extensions["store"]
+    life_s = token_life_s(current_app.extensions["settings"].webhook_max_age_s)
+    if not store.use_webhook_token(jti, life_s):
+        logger.info("webhook replay ignored", extra={"fields": {"type": kind}})
+        return {"received": True}
+    try:
+        return apply()
+    except BaseException:
+        try:
+            store.forget_webhook_token(jti)
+        except StorageUnavailable:
+            logger.error("webhook token not forgotten: storage unavailable")
+        raise
+
+
+def _apply_status(body: object) -> dict:
     if isinstance(body, dict) and not is_known_status(body.get("status")):
         # Statuses of other channels (e.g. `read`) mean nothing for SMS: take them, change nothing.
         logger.info("status webhook ignored", extra={"fields": {"status": str(body.get("status"))}})
@@ -48,32 +83,38 @@ def post_status_webhook():
     return {"received": True}
 
 
-@bp.post("/webhooks/inbound")
-def post_inbound_webhook():
-    body = _verified_json()
+def _apply_inbound(body: object) -> dict:
     if not isinstance(body, dict) or not isinstance(body.get("from"), str):
         raise InvalidPayload({"from": "is required: the sender's number"})
     text = body.get("text")
-    sender = body["from"].lstrip("+")
-    action = optouts.apply_keyword(sender, text if isinstance(text, str) else "")
+    try:
+        sender = parse_webhook_number(body["from"])
+    except InvalidNumber:  # a sender ID, or digits of another script: no keyword acts
+        sender = None
+    action = "none"
+    if sender is not None:
+        action = optouts.apply_keyword(sender, text if isinstance(text, str) else "")
     INBOUND.labels(action).inc()
+    masked = mask_digits(e164(sender).lstrip("+")) if sender is not None else "not-a-number"
     logger.info(  # the number masked, the text never
-        "inbound sms", extra={"fields": {"from": mask_digits(sender), "action": action}}
+        "inbound sms", extra={"fields": {"from": masked, "action": action}}
     )
     return {"received": True}
 
 
-def _verified_json() -> object:
+def _verified_json() -> tuple[object, str | None]:
     """Check the token before reading the body (a stranger's body costs nothing), then the
-    body against the token's payload_hash, and only then parse it."""
+    body against the token's payload_hash, and only then parse it. Return the body and the
+    token's jti (None for an unsigned webhook that is allowed)."""
     claims = _verified_claims()
     raw = read_body()
     if claims is not None:
         check_payload_hash(claims, raw)
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, RecursionError):
         raise InvalidPayload({"body": "must be valid JSON"}) from None
+    return body, str(claims["jti"]) if claims is not None else None
 
 
 def _verified_claims() -> dict[str, object] | None:

@@ -173,7 +173,7 @@ def test_stopping_after_the_key_counts_nothing_more(make):
 def test_stopping_after_the_key_limit_leaves_opt_outs_and_the_recipient_alone(make):
     """An invalid body is refused next: it costs the key's limit, not the recipient's."""
     h = make()
-    h.store.opt_out(NUMBER, "2026-01-01T00:00:00Z")
+    h.store.opt_out(NUMBER, "2026-01-01T00:00:00Z", "api")
     verdict = h.admission.admit(ticket(stop_after="key-limit", recipient=None))
 
     assert verdict.refused_by is None
@@ -208,7 +208,7 @@ def test_several_key_limits_count_in_order_and_the_tightest_is_shown(make):
 
 def test_an_opted_out_recipient_is_refused_before_its_limit(make):
     h = make()
-    h.store.opt_out(NUMBER, "2026-01-01T00:00:00Z")
+    h.store.opt_out(NUMBER, "2026-01-01T00:00:00Z", "api")
     verdict = h.admission.admit(ticket())
 
     assert (verdict.refused_by, verdict.opted_out_since) == ("opt-out", "2026-01-01T00:00:00Z")

@@ -1,11 +1,13 @@
 """Delivery receipts reach the record, each key reads only its own messages, STOP is honoured."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.store import StorageUnavailable
 from tests.conftest import AUTH, AUTH_B, UUID, VALID_BODY, VONAGE_SMS_URL
-from tests.webhook_signing import SIGNATURE_SECRET, inbound_body, signed_post, status_body
+from tests.webhook_signing import SIGNATURE_SECRET, inbound_body, sign, signed_post, status_body
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ def test_a_send_is_recorded_and_readable_by_its_key(client, accept):
     )
     assert (record["encoding"], record["segments"], record["client_ref"]) == ("GSM-7", 1, "order-9")
     assert record["created_at"].endswith("Z")
-    assert "api_key" not in record
+    assert record["api_key"] == "alpha"  # the key's name (issue 11 item 19), never its secret
 
 
 def later(seconds: int) -> str:
@@ -149,12 +151,92 @@ def test_other_texts_change_nothing(client, accept, text):
     assert send(client).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "\u0661\u0664\u0661\u0665\u0665\u0665\u0665\u0660\u0661\u0660\u0660",  # Arabic-Indic
+        "\u06f1\u06f4\u06f1\u06f5\u06f5\u06f5\u06f5\u06f0\u06f1\u06f0\u06f0",  # Persian
+        "\uff11\uff14\uff11\uff15\uff15\uff15\uff15\uff10\uff11\uff10\uff10",  # fullwidth
+        "+\u0661\u0664\u0661\u0665\u0665\u0665\u0665\u0660\u0661\u0660\u0660",
+        "0014155550100",  # an international 00 prefix: Vonage writes neither + nor 00
+        "VONAGE",  # an alphanumeric sender ID
+    ],
+)
+def test_only_ascii_e164_senders_can_opt_out(app, client, accept, capsys, sender):
+    """Issue 11, item 11: digits of other scripts or a 00 prefix made junk opt-out entries that
+    never match a real number. The webhook is acknowledged; no keyword acts."""
+    response = signed_post(client, "/webhooks/inbound", inbound_body(sender, "STOP"))
+
+    assert response.status_code == 200
+    assert '"action": "none"' in capsys.readouterr().out
+    assert app.extensions["store"]._opt_outs == {}  # no junk entry
+    assert send(client).status_code == 200
+
+
+@pytest.mark.parametrize("sender", ["14155550100", "+14155550100"])
+def test_ascii_e164_senders_opt_out_normalised(client, sender):
+    signed_post(client, "/webhooks/inbound", inbound_body(sender, "STOP"))
+    assert client.get("/opt-outs/+14155550100", headers=AUTH).json["opted_out"] is True
+
+
 def test_inbound_is_logged_masked_without_text(client, capsys):
     signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "my secret reply"))
     out = capsys.readouterr().out
     assert "my secret reply" not in out
     assert "14155550100" not in out
     assert '"from": "*********00"' in out
+
+
+def signed(body: dict) -> tuple[bytes, dict]:
+    """A body and headers signed once, to be sent again as an eavesdropper would."""
+    raw = json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {sign(raw)}", "Content-Type": "application/json"}
+    return raw, headers
+
+
+def test_a_replayed_stop_changes_nothing(client, accept, capsys):
+    """Issue 11, item 10: a STOP replayed after the recipient's START (within the token's
+    max age) is acknowledged, so that Vonage stops retrying, and does not opt them out."""
+    stop, stop_headers = signed(inbound_body("14155550100", "STOP"))
+    assert client.post("/webhooks/inbound", data=stop, headers=stop_headers).status_code == 200
+    signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "START"))
+
+    replay = client.post("/webhooks/inbound", data=stop, headers=stop_headers)
+
+    assert replay.status_code == 200 and replay.json == {"received": True}
+    assert client.get("/opt-outs/+14155550100", headers=AUTH).json["opted_out"] is False
+    assert send(client).status_code == 200
+    assert "webhook replay ignored" in capsys.readouterr().out
+
+
+def test_a_replayed_status_webhook_is_acknowledged_and_not_applied(app, client, capsys):
+    raw, headers = signed(status_body(UUID, "delivered", "2026-01-01T10:00:03Z"))
+    assert client.post("/webhooks/status", data=raw, headers=headers).status_code == 200
+    assert '"event": "status webhook"' in capsys.readouterr().out
+
+    replay = client.post("/webhooks/status", data=raw, headers=headers)
+
+    assert replay.status_code == 200
+    out = capsys.readouterr().out
+    assert "webhook replay ignored" in out and '"event": "status webhook"' not in out
+
+
+def test_a_webhook_that_failed_is_applied_when_retried_with_its_token(app, client, monkeypatch):
+    """A token is forgotten when its webhook fails (here: storage out of reach), so that
+    Vonage's retry of it is not taken for a replay."""
+    store = app.extensions["store"]
+    apply_status = store.apply_status
+
+    def unavailable(event):
+        monkeypatch.setattr(store, "apply_status", apply_status)
+        raise StorageUnavailable()
+
+    monkeypatch.setattr(store, "apply_status", unavailable)
+    raw, headers = signed(status_body(UUID, "delivered", "2026-01-01T10:00:03Z"))
+    assert client.post("/webhooks/status", data=raw, headers=headers).status_code == 503
+
+    assert client.post("/webhooks/status", data=raw, headers=headers).status_code == 200
+    assert store.get_message(UUID)["status"] == "delivered"
 
 
 def test_unsigned_inbound_is_not_applied(client, accept):
@@ -168,18 +250,91 @@ def test_opt_out_api(client):
         "number": number,
         "opted_out": False,
         "since": None,
+        "source": None,
     }
 
     added = client.put(f"/opt-outs/{number}", headers=AUTH)
     assert added.status_code == 200 and added.json["opted_out"] is True
+    assert added.json["source"] == "api"
     since = added.json["since"]
     assert client.put("/opt-outs/14155550100", headers=AUTH_B).json["since"] == since
     assert client.get(f"/opt-outs/{number}", headers=AUTH_B).json["since"] == since
     assert send(client).status_code == 422
 
     removed = client.delete(f"/opt-outs/{number}", headers=AUTH)
-    assert removed.json == {"number": number, "opted_out": False, "since": None}
+    assert removed.json == {"number": number, "opted_out": False, "since": None, "source": None}
     assert client.get(f"/opt-outs/{number}", headers=AUTH).json["opted_out"] is False
+
+
+def audit_lines(out: str) -> list[dict]:
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if line["event"] == "opt-out audit"]
+
+
+def test_an_sms_stop_is_not_lifted_by_an_api_key(client, capsys):
+    """Issue 11, item 9: only the recipient's START lifts their STOP; a key gets a 409 and
+    the next send is still refused."""
+    signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "STOP"))
+    assert client.get("/opt-outs/+14155550100", headers=AUTH).json["source"] == "sms"
+
+    refused = client.delete("/opt-outs/+14155550100", headers=AUTH)
+
+    assert refused.status_code == 409
+    assert refused.mimetype == "application/problem+json"
+    assert refused.json["type"].endswith("/opted-out-by-recipient")
+    assert "START" in refused.json["detail"]
+    assert client.get("/opt-outs/+14155550100", headers=AUTH).json["opted_out"] is True
+    assert send(client).json["type"].endswith("/recipient-opted-out")
+    assert [
+        (a["action"], a["outcome"], a["by"], a["api_key"])
+        for a in audit_lines(capsys.readouterr().out)
+    ] == [("opt-out", "listed", "sms", None), ("opt-in", "refused", "api", "alpha")]
+
+
+def test_a_stop_after_a_keys_opt_out_makes_it_the_recipients(client):
+    client.put("/opt-outs/+14155550100", headers=AUTH)
+    signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "STOP"))
+    client.put("/opt-outs/+14155550100", headers=AUTH)  # a key never takes it back
+    assert client.delete("/opt-outs/+14155550100", headers=AUTH).status_code == 409
+
+
+def test_an_override_key_lifts_an_sms_stop_and_it_is_audited(make_app, settings, accept, capsys):
+    app = make_app(
+        settings, signature_secrets=(SIGNATURE_SECRET,), opt_out_override_keys=frozenset({"beta"})
+    )
+    client = app.test_client()
+    signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "STOP"))
+    assert client.delete("/opt-outs/+14155550100", headers=AUTH).status_code == 409
+
+    lifted = client.delete("/opt-outs/+14155550100", headers=AUTH_B)
+
+    assert lifted.status_code == 200 and lifted.json["opted_out"] is False
+    assert send(client).status_code == 200
+    last = audit_lines(capsys.readouterr().out)[-1]
+    assert last == {
+        **last,
+        "action": "opt-in",
+        "outcome": "removed",
+        "by": "api",
+        "api_key": "beta",
+        "number": "+1********00",
+        "entry_source": "sms",
+        "override": True,
+    }
+
+
+def test_every_api_change_is_audited_with_the_key_and_the_masked_number(client, capsys):
+    client.put("/opt-outs/+14155550100", headers=AUTH)
+    client.delete("/opt-outs/+14155550100", headers=AUTH_B)
+    client.delete("/opt-outs/+14155550100", headers=AUTH_B)
+
+    out = capsys.readouterr().out
+    assert [(a["action"], a["outcome"], a["api_key"], a["number"]) for a in audit_lines(out)] == [
+        ("opt-out", "listed", "alpha", "+1********00"),
+        ("opt-in", "removed", "beta", "+1********00"),
+        ("opt-in", "not-listed", "beta", "+1********00"),
+    ]
+    assert "4155550100" not in out
 
 
 @pytest.mark.parametrize("method", ["get", "put", "delete"])

@@ -1,10 +1,12 @@
 """With REDIS_URL, every worker and instance shares limits, records, opt-outs and idempotency
 keys; with Redis out of reach the service fails closed and recovers by itself."""
 
+import json
+
 import pytest
 
 from tests.conftest import AUTH, UUID, VALID_BODY, VONAGE_SMS_URL
-from tests.webhook_signing import SIGNATURE_SECRET, inbound_body, signed_post
+from tests.webhook_signing import SIGNATURE_SECRET, inbound_body, sign, signed_post
 from tools.stack import free_port, start_redis
 
 
@@ -36,6 +38,20 @@ def test_records_and_opt_outs_are_shared(instances, accept):
     signed_post(one, "/webhooks/inbound", inbound_body("14155550100", "STOP"))
     refused = two.post("/send-sms", json=VALID_BODY, headers=AUTH)
     assert refused.json["type"].endswith("/recipient-opted-out")
+
+
+def test_a_webhook_replayed_to_another_instance_is_ignored(instances, accept):
+    """Token ids are shared (issue 11, item 10): a STOP replayed to another worker or
+    instance after the START changes nothing."""
+    one, two = instances()
+    raw = json.dumps(inbound_body("14155550100", "STOP")).encode()
+    headers = {"Authorization": f"Bearer {sign(raw)}", "Content-Type": "application/json"}
+    assert one.post("/webhooks/inbound", data=raw, headers=headers).status_code == 200
+    signed_post(one, "/webhooks/inbound", inbound_body("14155550100", "START"))
+
+    assert two.post("/webhooks/inbound", data=raw, headers=headers).status_code == 200
+
+    assert two.post("/send-sms", json=VALID_BODY, headers=AUTH).status_code == 200
 
 
 def test_idempotency_is_shared_and_survives_a_restart(instances, accept):

@@ -161,11 +161,30 @@ def invalid(client, body, field):
         ({"text": "a" * 919}, "text"),  # 7 GSM-7 segments, over MAX_SEGMENTS 6
         ({"text": "ж" * 403}, "text"),  # 7 UCS-2 segments
         ({"text": "bad \ud800 surrogate"}, "text"),
+        ({"text": "\u200b\u200b"}, "text"),  # issue 11, item 13: an invisible SMS
+        ({"text": " \u00ad ", "smart_encoding": True}, "text"),  # blank once smart-encoded
+        ({"text": "\u200b\u200b", "smart_encoding": True}, "text"),  # empty once smart-encoded
+        ({"text": "\ufeff\u2060\u200d \u00a0\u3000\u202e"}, "text"),  # Cf and odd spaces
         ({"from": "+19999999999"}, "from"),
         ({"from": 447700900000}, "from"),
         ({"client_ref": "x" * 101}, "client_ref"),
         ({"client_ref": 7}, "client_ref"),
         ({"client_ref": "line\nbreak"}, "client_ref"),
+        # issue 11, item 16: DEL, C1, line separators, bidi and zero-width characters
+        ({"client_ref": "order\x7f42"}, "client_ref"),
+        ({"client_ref": "order\x8542"}, "client_ref"),
+        ({"client_ref": "order\u202842"}, "client_ref"),
+        ({"client_ref": "order\u202942"}, "client_ref"),
+        ({"client_ref": "order-\u202e24"}, "client_ref"),
+        ({"client_ref": "order-\u206642"}, "client_ref"),
+        ({"client_ref": "order\u200b42"}, "client_ref"),
+        ({"client_ref": "bad \ud800 surrogate"}, "client_ref"),
+        ({"text": "nul \x00 byte"}, "text"),
+        ({"text": "bell \x07"}, "text"),
+        ({"text": "escape \x1b[31m"}, "text"),
+        ({"text": "vertical \x0b tab"}, "text"),
+        ({"text": "del \x7f"}, "text"),
+        ({"text": "c1 \x9b"}, "text"),
         ({"ttl": 19}, "ttl"),
         ({"ttl": 604801}, "ttl"),
         ({"ttl": "600"}, "ttl"),
@@ -181,6 +200,28 @@ def invalid(client, body, field):
 def test_invalid_field_is_named_and_nothing_is_sent(client, change, field):
     """An invalid body is a 400 problem naming the field; Vonage is not called."""
     invalid(client, {**VALID_BODY, **change}, field)
+
+
+@pytest.mark.parametrize(
+    "text", ["\u200bhi", "👍🏽", "👨\u200d👩\u200d👧", "\u05e9\u05dc\u05d5\u05dd\u200f"]
+)
+def test_texts_with_a_visible_character_are_sent(client, accept, text):
+    """Format characters beside visible ones are fine (emoji joiners, bidi marks)."""
+    assert (
+        client.post("/send-sms", json={**VALID_BODY, "text": text}, headers=AUTH).status_code == 200
+    )
+
+
+def test_tab_newline_carriage_return_and_form_feed_are_allowed_in_text(client, accept):
+    """SMS carry line breaks (and GSM-7 a form feed); a tab is sent too (as UCS-2)."""
+    body = {**VALID_BODY, "text": "Line 1\r\nLine 2\n\tindented\fnext page"}
+    assert client.post("/send-sms", json=body, headers=AUTH).status_code == 200
+
+
+@pytest.mark.parametrize("client_ref", ["order-42", "café/42 €", "注文-42", "👍"])
+def test_printable_client_refs_are_passed(client, accept, client_ref):
+    body = {**VALID_BODY, "client_ref": client_ref}
+    assert client.post("/send-sms", json=body, headers=AUTH).status_code == 200
 
 
 def test_every_bad_field_is_named_at_once(client):
@@ -246,6 +287,26 @@ def test_malformed_or_non_object_json_is_a_400(client, raw):
     assert response.json["errors"][0]["field"] == "body"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"to": "+14155550100", "to": "+442071838750", "text": "hi"}',
+        b'{"to": "+14155550100", "text": "hi", "text": "other"}',
+        b'{"to": "+14155550100", "text": "hi", "client_ref": "a", "client_ref": null}',
+    ],
+)
+def test_duplicate_keys_are_a_400(client, raw):
+    """Issue 11, item 14: with a key twice, json keeps the last one and a proxy or logger
+    may have read the first; the body is refused instead. Vonage is not called."""
+    response = client.post(
+        "/send-sms", data=raw, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json["type"].endswith("/validation-error")
+    [error] = response.json["errors"]
+    assert error["field"] == "body" and "more than once" in error["message"]
+
+
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
 def test_wrong_content_type_is_a_415(client, content_type):
     headers = {**AUTH, **({"Content-Type": content_type} if content_type else {})}
@@ -254,13 +315,42 @@ def test_wrong_content_type_is_a_415(client, content_type):
     assert response.json["type"].endswith("/unsupported-media-type")
 
 
-def test_charset_parameter_is_accepted(client, accept):
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", "utf8", '"utf-8"'])
+def test_charset_utf8_is_accepted(client, accept, charset):
     response = client.post(
         "/send-sms",
         data=json.dumps(VALID_BODY),
-        headers={**AUTH, "Content-Type": "application/json; charset=utf-8"},
+        headers={**AUTH, "Content-Type": f"application/json; charset={charset}"},
     )
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "UTF-32", "iso-8859-1", "us-ascii"])
+def test_a_charset_other_than_utf8_is_a_415(client, charset):
+    """Issue 11, item 15: only UTF-8 is read; a declared charset must say so."""
+    response = client.post(
+        "/send-sms",
+        data=json.dumps(VALID_BODY),
+        headers={**AUTH, "Content-Type": f"application/json; charset={charset}"},
+    )
+    assert response.status_code == 415
+    assert response.json["type"].endswith("/unsupported-media-type")
+    assert "UTF-8" in response.json["detail"]
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-8-sig"]
+)
+def test_bodies_not_in_plain_utf8_are_a_400_that_says_utf8(client, encoding):
+    """Issue 11, item 15: json.loads guessed UTF-16 and UTF-32 (with or without a BOM) and
+    skipped a UTF-8 BOM; Vonage is not called."""
+    raw = json.dumps(VALID_BODY).encode(encoding)
+    response = client.post(
+        "/send-sms", data=raw, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    [error] = response.json["errors"]
+    assert error["field"] == "body" and "UTF-8" in error["message"]
 
 
 def test_oversized_body_is_a_413(client):

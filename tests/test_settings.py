@@ -43,6 +43,17 @@ def test_invalid_variable_is_named(test_env, name, value):
         Settings.from_environ({**test_env, name: value})
 
 
+def test_opt_out_override_keys_name_api_keys(test_env):
+    """OPT_OUT_OVERRIDE_KEYS lists key names; an unknown one is refused without being echoed
+    (a secret pasted there by mistake must not reach the log)."""
+    settings = Settings.from_environ({**test_env, "OPT_OUT_OVERRIDE_KEYS": " beta "})
+    assert settings.opt_out_override_keys == {"beta"}
+    assert Settings.from_environ(test_env).opt_out_override_keys == frozenset()
+    with pytest.raises(ConfigError, match="OPT_OUT_OVERRIDE_KEYS") as raised:
+        Settings.from_environ({**test_env, "OPT_OUT_OVERRIDE_KEYS": f"beta,{SECRET_A}"})
+    assert SECRET_A not in str(raised.value)
+
+
 def test_secret_values_never_appear_in_the_error(test_env):
     """A too-short secret is reported by its key's name, never by its value."""
     with pytest.raises(ConfigError) as raised:

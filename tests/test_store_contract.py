@@ -7,7 +7,7 @@ from collections import OrderedDict
 import pytest
 
 from app.records import parse_status_webhook, sent_record
-from app.store import EXPIRED_PER_BEGIN, MemoryStore
+from app.store import EXPIRED_PER_BEGIN, MemoryStore, OptIn, OptOut
 from tests.webhook_signing import status_body
 
 UUID = "bbbbbbbb-0000-4000-8000-000000000001"
@@ -172,15 +172,43 @@ def test_returned_records_are_copies(store):
     assert len(store.get_message(UUID)["history"]) == 1
 
 
+NUMBER, JAN, FEB = "+14155550100", "2026-01-01T00:00:00Z", "2026-02-02T00:00:00Z"
+
+
 def test_opt_out_and_back_in(store):
-    number = "+14155550100"
-    assert store.opted_out_since(number) is None
-    assert store.opt_out(number, "2026-01-01T00:00:00Z") == "2026-01-01T00:00:00Z"
-    assert store.opt_out(number, "2026-02-02T00:00:00Z") == "2026-01-01T00:00:00Z"  # kept
-    assert store.opted_out_since(number) == "2026-01-01T00:00:00Z"
-    assert store.opt_in(number) is True
-    assert store.opt_in(number) is False
-    assert store.opted_out_since(number) is None
+    assert store.opted_out_since(NUMBER) is None
+    assert store.opt_out_entry(NUMBER) is None
+    assert store.opt_out(NUMBER, JAN, "api") == OptOut(JAN, "api")
+    assert store.opt_out(NUMBER, FEB, "api") == OptOut(JAN, "api")  # the first date stays
+    assert store.opted_out_since(NUMBER) == JAN
+    assert store.opt_in(NUMBER, "api") == OptIn(OptOut(JAN, "api"), removed=True)
+    assert store.opt_in(NUMBER, "api") == OptIn(None, removed=False)
+    assert store.opted_out_since(NUMBER) is None
+
+
+def test_an_sms_stop_is_lifted_only_by_the_recipient_or_an_override(store):
+    """Issue 11, item 9: the store remembers who opted a number out."""
+    assert store.opt_out(NUMBER, JAN, "sms") == OptOut(JAN, "sms")
+
+    assert store.opt_in(NUMBER, "api") == OptIn(OptOut(JAN, "sms"), removed=False)
+    assert store.opt_out_entry(NUMBER) == OptOut(JAN, "sms")
+    assert store.opt_in(NUMBER, "sms") == OptIn(OptOut(JAN, "sms"), removed=True)
+
+    store.opt_out(NUMBER, JAN, "sms")
+    assert store.opt_in(NUMBER, "api", override=True).removed is True
+    assert store.opt_out_entry(NUMBER) is None
+
+
+def test_a_stop_makes_a_keys_opt_out_the_recipients_and_a_key_never_takes_it_back(store):
+    store.opt_out(NUMBER, JAN, "api")
+    assert store.opt_out(NUMBER, FEB, "sms") == OptOut(JAN, "sms")
+    assert store.opt_out(NUMBER, FEB, "api") == OptOut(JAN, "sms")
+    assert store.opt_in(NUMBER, "api").removed is False
+
+
+def test_the_recipients_start_lifts_a_keys_opt_out(store):
+    store.opt_out(NUMBER, JAN, "api")
+    assert store.opt_in(NUMBER, "sms").removed is True
 
 
 def test_history_follows_the_lifecycle_when_clocks_disagree(store):
@@ -302,6 +330,35 @@ def test_a_key_noted_at_an_address_is_known_there_for_its_ttl(make_store):
     assert store.key_known_at("2001:db8::1", "alpha") is False
 
 
+def test_a_webhook_token_is_used_once_until_it_expires(make_store):
+    """Issue 11, item 10: a token id is remembered for the token's life (SET NX EX in Redis)."""
+    store = make_store(clock=time.time)
+    assert store.use_webhook_token("jti-1", ttl_s=1) is True
+    assert store.use_webhook_token("jti-1", ttl_s=1) is False
+    assert store.use_webhook_token("jti-2", ttl_s=1) is True
+    time.sleep(1.1)
+    assert store.use_webhook_token("jti-1", ttl_s=1) is True
+
+
+def test_a_forgotten_webhook_token_can_be_used_again(store):
+    assert store.use_webhook_token("jti-1", ttl_s=60) is True
+    store.forget_webhook_token("jti-1")
+    assert store.use_webhook_token("jti-1", ttl_s=60) is True
+    assert store.use_webhook_token("jti-1", ttl_s=60) is False
+
+
+def test_webhook_token_ids_in_memory_are_bounded():
+    """Expired ids go first; past the bound, the oldest."""
+    clock = FakeClock()
+    store = MemoryStore(3600, 1000, clock, max_webhook_tokens=3)
+    for n in range(5):
+        store.use_webhook_token(f"old-{n}", ttl_s=10)
+    assert list(store._tokens) == ["old-2", "old-3", "old-4"]
+    clock.now += 11
+    store.use_webhook_token("new", ttl_s=10)
+    assert list(store._tokens) == ["new"]
+
+
 def test_ping(store):
     assert store.ping() is True
 
@@ -370,3 +427,19 @@ def test_memory_forgets_expired_answers_as_new_keys_come():
     keep_answers(store, [f"beta:k{n}" for n in range(5)])
 
     assert len(store._requests) == 5
+
+
+def test_an_opt_out_kept_before_sources_is_readable_and_counts_as_the_recipients(redis_url):
+    """Redis entries written before `optout-sources` existed: number -> since, no source."""
+    from app.redis_store import RedisStore, connect
+
+    client = connect(redis_url)
+    client.hset("sms:optouts", NUMBER, JAN)  # as the previous version wrote it
+    store = RedisStore(client, 3600, 1000)
+
+    assert store.opted_out_since(NUMBER) == JAN
+    assert store.opt_out_entry(NUMBER) == OptOut(JAN, None)
+    assert store.opt_out(NUMBER, FEB, "api") == OptOut(JAN, None)  # a key does not claim it
+    assert store.opt_in(NUMBER, "api") == OptIn(OptOut(JAN, None), removed=False)
+    assert store.opt_in(NUMBER, "sms").removed is True
+    client.close()

@@ -72,6 +72,8 @@ def rs256_token(body: bytes, key_pem: str) -> str:
         ("no payload_hash", lambda pem: f"Bearer {sign(RAW, payload_hash=None)}"),
         ("no iat", lambda pem: f"Bearer {sign(RAW, iat=None)}"),
         ("wrong issuer", lambda pem: f"Bearer {sign(RAW, iss='Mallory')}"),
+        ("no issuer", lambda pem: f"Bearer {sign(RAW, iss=None)}"),  # issue 11, item 12
+        ("no jti", lambda pem: f"Bearer {sign(RAW, jti=None)}"),  # issue 11, item 10
         ("alg none", lambda pem: f"Bearer {none_token(RAW)}"),
         ("RS256", lambda pem: f"Bearer {rs256_token(RAW, pem)}"),
         ("not a JWT", lambda pem: "Bearer not-a-jwt"),
@@ -149,6 +151,17 @@ def test_ruby_sdk_vector_verifies_in_a_rotation_and_is_stale_today():
     check_claims(claims, 300, clock=lambda: iat)
     with pytest.raises(BadSignature, match="payload_hash"):
         check_payload_hash(claims, b"not the body")
+
+
+def test_vonage_sends_iss_vonage_so_it_is_required():
+    """Vonage's docs say `iss` is always "Vonage", and the real Messages token (the Ruby SDK's
+    vector, equal to the docs' sample) carries it: a token without it is refused."""
+    v = vector("ruby-sdk-messaging-webhook")
+    claims = verify_signature(v["token"], [v["valid_secret"]])
+    assert claims["iss"] == "Vonage"
+    check_claims(claims, 300, clock=lambda: claims["iat"])
+    with pytest.raises(BadSignature, match="iss"):
+        check_claims({k: c for k, c in claims.items() if k != "iss"}, 300, lambda: claims["iat"])
 
 
 def test_python_sdk_vector():
