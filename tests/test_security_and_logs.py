@@ -9,6 +9,7 @@ from app.security import SECURITY_HEADERS
 from tests.conftest import AUTH, SECRET_A, SECRET_B, UUID, VALID_BODY, VONAGE_SMS_URL
 
 SECRET_TEXT = "Your one-time code is 834201, keep it private"
+ARABIC_INDIC_NUMBER = "".join(chr(0x0660 + int(digit)) for digit in "4155550190")
 
 
 @pytest.mark.parametrize(
@@ -136,10 +137,21 @@ def test_error_slug_is_logged(client, capsys):
     assert "to" not in line
 
 
-def test_unmatched_paths_are_logged_with_digits_masked(client, capsys):
-    client.get("/messages/+14155550100/extra")
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/messages/+14155550100/extra", "/messages/+***********/extra"),
+        ("/opt-outs/+1-415-555-0190/x", "/opt-outs/+*-***-***-****/x"),
+        ("/opt-outs/1.415.555.0190/x", "/opt-outs/*.***.***.****/x"),
+        ("/opt-outs/(415) 555 0190/x", "/opt-outs/(***) *** ****/x"),
+        (f"/opt-outs/{ARABIC_INDIC_NUMBER}/x", "/opt-outs/**********/x"),
+    ],
+)
+def test_unmatched_paths_are_logged_with_every_digit_masked(client, capsys, path, logged):
+    """However a number is split or spelled, no digit of an unmatched path is logged."""
+    client.get(path)
     line = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert "14155550100" not in line["path"]
+    assert (line["status"], line["path"]) == (404, logged)
 
 
 def test_vonage_sdk_never_logs_at_debug(make_app, settings):
