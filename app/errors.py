@@ -6,7 +6,7 @@ import json
 import logging
 import traceback
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_TYPE_BASE = "https://sms-service.example/problems/"
@@ -59,6 +59,16 @@ class InvalidPayload(ApiProblem):
         )
 
 
+def payload_too_large_problem(limit: int) -> ApiProblem:
+    """A body over `limit` bytes, refused with the limit named."""
+    return ApiProblem(
+        413,
+        "payload-too-large",
+        "Payload too large",
+        f"The body must be at most {limit} bytes ({limit / 1024:g} KiB).",
+    )
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the only code that turns exceptions into responses."""
     app.register_error_handler(ApiProblem, _api_problem)
@@ -75,6 +85,9 @@ def _http_problem(exc: HTTPException) -> Response:
     status = exc.code or 500
     if status == 500:
         return _internal_error(exc)
+    if status == 413:  # werkzeug's own words do not say what the limit is
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        return problem_response(payload_too_large_problem(limit))
     response = exc.get_response()  # keeps headers such as Allow on a 405
     problem = ApiProblem(
         status,

@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from emulator.magic import number_for
+from tests.e2e.raw_http import chunked, exchange, sized
 
 pytestmark = pytest.mark.slow
 
@@ -148,3 +149,30 @@ def test_requests_gunicorn_refuses_are_problems_too(stack, raw_request, status):
     problem = json.loads(body)
     assert problem["status"] == status and problem["success"] is False
     assert b"aaaa" not in body and b"BREW" not in body  # gunicorn's message quotes the request
+
+
+def send_sms_head(stack, content_type: str = "application/json") -> bytes:
+    """A POST /send-sms request's head, up to its framing headers."""
+    return b"POST /send-sms HTTP/1.1\r\nHost: sms\r\nX-API-Key: %s\r\nContent-Type: %s\r\n" % (
+        stack.credentials.api_key.encode(),
+        content_type.encode(),
+    )
+
+
+def padded_send(size: int) -> bytes:
+    """A valid send of exactly `size` bytes: JSON allows whitespace after the value."""
+    body = json.dumps({"to": "+14155550100", "text": "sixteen kibibytes"}).encode()
+    return body + b" " * (size - len(body))
+
+
+@pytest.mark.parametrize("framing", [sized, chunked])
+@pytest.mark.parametrize(("size", "status"), [(16384, 200), (16385, 413)])
+def test_the_body_limit_is_exactly_16_kib_under_gunicorn(stack, framing, size, status):
+    """16,384 bytes are read and sent; 16,385 are a 413 naming the limit, sized or chunked."""
+    answer = exchange(stack.service, send_sms_head(stack) + framing(padded_send(size)))
+
+    assert answer.status == status, answer.body
+    if status == 413:
+        assert answer.problem["type"].endswith("/payload-too-large")
+        assert answer.problem["detail"] == "The body must be at most 16384 bytes (16 KiB)."
+    assert len(stack.messages()) == (1 if status == 200 else 0)
