@@ -59,6 +59,17 @@ class InvalidPayload(ApiProblem):
         )
 
 
+class UnreadableBody(InvalidPayload):
+    """A body that breaks HTTP's framing (a malformed chunk, a connection closed before its
+    end). Raised by the server's input stream (app/worker.py) wherever the body is read, so
+    it is answered 400 like any invalid body, never as a crash."""
+
+    def __init__(self):
+        super().__init__(
+            {"body": "could not be read: malformed chunked encoding, or it ended too early"}
+        )
+
+
 def payload_too_large_problem(limit: int) -> ApiProblem:
     """A body over `limit` bytes, refused with the limit named."""
     return ApiProblem(

@@ -22,12 +22,14 @@ import time
 import uuid
 
 from gunicorn import util as gunicorn_util
+from gunicorn.http.errors import NoMoreData, ParseException
 from gunicorn.workers.ggevent import GeventWorker
 
 from .errors import (
     READ_TIMEOUT_S,
     ApiProblem,
     RequestTimeout,
+    UnreadableBody,
     problem_body,
     request_timeout_problem,
     unreadable_request_problem,
@@ -61,17 +63,69 @@ class SmsWorker(GeventWorker):
             self.open_connections -= 1
 
     def handle_request(self, listener_name, req, sock, addr):
+        if req.body is not None:
+            req.body = _RequestBody(req.body)
         try:
             return super().handle_request(listener_name, req, sock, addr)
         finally:
-            sock.request_done()
+            sock.request_done(req)
 
     def handle_error(self, req, client, addr, exc):
         if isinstance(exc, RequestTimeout):
             self.log.info("closing a connection whose request did not arrive in time")
             write_problem(client, request_timeout_problem(), "Request Timeout")
             return
+        if req is None and _body_failed_after_its_answer(client):
+            # gunicorn read the unread body of a request already answered, to reach the next
+            # one, and found it malformed: close, rather than answer that request twice.
+            self.log.info("closing a connection whose answered request had a malformed body")
+            return
         super().handle_error(req, client, addr, exc)
+
+
+class _RequestBody:
+    """gunicorn's request body (the app's wsgi.input), whose framing errors the app can
+    answer: a malformed chunk, or a connection closed inside the body, raises
+    UnreadableBody (a 400 problem) instead of gunicorn's own exception, which Flask would
+    answer 500 and log with its stack."""
+
+    def __init__(self, body):
+        self._body = body
+
+    def read(self, size=None) -> bytes:
+        return self._checked(self._body.read, size)
+
+    def readline(self, size=None) -> bytes:
+        return self._checked(self._body.readline, size)
+
+    def readlines(self, size=None) -> list[bytes]:
+        return self._checked(self._body.readlines, size)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def _checked(self, read, size):
+        try:
+            return read(size)
+        except (ParseException, NoMoreData) as exc:
+            raise UnreadableBody() from exc
+
+    def __getattr__(self, name):
+        return getattr(self._body, name)  # e.g. `failed`, which gunicorn's parser reads
+
+
+def _body_failed_after_its_answer(client) -> bool:
+    """Whether the body of the request last answered on this connection failed to read.
+    The app cannot have met that failure itself (gunicorn's parser then closes the
+    connection instead of reading on): the parser met it draining the body."""
+    answered = getattr(client, "answered", None)
+    return answered is not None and getattr(answered.body, "failed", False) is True
 
 
 class _ClientSocket:
@@ -83,6 +137,7 @@ class _ClientSocket:
         self._sock, self._idle_s = sock, idle_s
         self._deadline: float | None = None  # None: between requests
         self._timed_out = False
+        self.answered = None  # the last request answered on this connection
 
     def recv(self, size: int) -> bytes:
         if self._timed_out:
@@ -99,9 +154,10 @@ class _ClientSocket:
             raise RequestTimeout(f"the request did not arrive within {READ_TIMEOUT_S} s")
         return data
 
-    def request_done(self) -> None:
-        """The answer is out: the next read waits for a new request."""
+    def request_done(self, request=None) -> None:
+        """The answer to `request` is out: the next read waits for a new request."""
         self._deadline = None
+        self.answered = request
 
     def _recv_within(self, size: int, seconds: float) -> bytes | None:
         if seconds <= 0:

@@ -2,11 +2,14 @@
 
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
+from gunicorn.http.body import Body, ChunkedReader
+from gunicorn.http.unreader import IterUnreader
 
 from app import worker
-from app.errors import RequestTimeout
+from app.errors import RequestTimeout, UnreadableBody
 
 
 @pytest.fixture
@@ -83,3 +86,18 @@ def test_the_connection_cap_shrinks_to_the_open_file_limit(monkeypatch):
     assert worker._raise_descriptor_limit(10_000, Log()) == (2048 - worker.FD_RESERVE) // 2
     assert len(warnings) == 1
     assert worker._raise_descriptor_limit(100, Log()) == 100
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not-hex\r\n", b"5\r\nhelloXX", b"5;a=\x01\r\nhello\r\n0\r\n\r\n", b"5\r\nhel"],
+)
+def test_a_body_that_breaks_chunked_framing_reads_as_unreadable_body(raw):
+    """gunicorn's parse errors (and a body cut short) become a 400 problem for the app;
+    gunicorn still knows the body failed, so the connection is not reused."""
+    reader = ChunkedReader(SimpleNamespace(), IterUnreader([raw]))
+    body = worker._RequestBody(Body(reader))
+
+    with pytest.raises(UnreadableBody):
+        body.read(100)
+    assert body.failed is True

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from emulator.magic import number_for
-from tests.e2e.raw_http import chunked, exchange, sized
+from tests.e2e.raw_http import chunked, exchange, log_lines, sized
 
 pytestmark = pytest.mark.slow
 
@@ -176,3 +176,36 @@ def test_the_body_limit_is_exactly_16_kib_under_gunicorn(stack, framing, size, s
         assert answer.problem["type"].endswith("/payload-too-large")
         assert answer.problem["detail"] == "The body must be at most 16384 bytes (16 KiB)."
     assert len(stack.messages()) == (1 if status == 200 else 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not-hex\r\n", b"5\r\nhelloXX", b"5;a=\x01\r\nhello\r\n0\r\n\r\n"],
+    ids=["chunk-size", "chunk-terminator", "chunk-extension"],
+)
+def test_a_malformed_chunked_body_is_a_400_not_a_crash(stack, body):
+    """Without a key, as anyone could send it: a 400 problem naming the body, one answer
+    and the connection closed, and nothing at ERROR (which pages) in the log."""
+    start = len(stack.service.log())
+    head = b"POST /send-sms HTTP/1.1\r\nHost: sms\r\nContent-Type: application/json\r\n"
+
+    answer = exchange(stack.service, head + b"Transfer-Encoding: chunked\r\n\r\n" + body, True)
+
+    assert answer.status == 400, answer.body
+    assert answer.problem["type"].endswith("/validation-error")
+    assert [error["field"] for error in answer.problem["errors"]] == ["body"]
+    assert answer.after == b""
+    lines = [json.loads(line) for line in log_lines(stack.service, start)]
+    assert [line["status"] for line in lines if line["event"] == "request"] == [400]
+    assert [line for line in lines if line["level"] == "ERROR" or "stack" in line] == []
+
+
+def test_a_malformed_body_nobody_read_is_not_answered_twice(stack):
+    """Refused before its body is read (415), the request is answered once; gunicorn then
+    meets the malformed body on its way to the next request and closes the connection."""
+    raw = send_sms_head(stack, "text/plain") + b"Transfer-Encoding: chunked\r\n\r\nnot-hex\r\n"
+
+    answer = exchange(stack.service, raw, until_closed=True)
+
+    assert answer.status == 415
+    assert answer.after == b""
