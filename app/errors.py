@@ -115,22 +115,28 @@ def log_unhandled(exc_info) -> None:
     (which can hold the text, a number or a secret) nor the raw path (which can hold a
     number). Replaces Flask.log_exception."""
     exc_type, _, tb = exc_info
-    frames = [
-        f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in traceback.extract_tb(tb)
-    ]
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    fields = {"exception": exc_type.__name__, "route": route, "stack": frames[-8:]}
+    fields = {"exception": exc_type.__name__, "route": route, "stack": stack_frames(tb)}
     logger.error("unhandled exception", extra={"fields": fields})
 
 
+def stack_frames(tb) -> list[str]:
+    """The last frames of a traceback as `file:line in function`: where, never what."""
+    frames = traceback.extract_tb(tb)[-8:]
+    return [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in frames]
+
+
 def _internal_error(exc: HTTPException) -> Response:
-    problem = ApiProblem(
+    return problem_response(internal_error_problem())
+
+
+def internal_error_problem() -> ApiProblem:
+    return ApiProblem(
         500,
         "internal-error",
         "Internal server error",
         "Something went wrong on our side. Quote the request_id when you report it.",
     )
-    return problem_response(problem)
 
 
 def problem_response(problem: ApiProblem) -> Response:

@@ -8,6 +8,10 @@ gunicorn's gevent worker, with three guards against clients that cost a thread e
 - past `worker_connections` open connections, a new one is answered 503 `service-busy` at
   once instead of waiting unaccepted in the kernel's backlog.
 
+What gunicorn cannot read is answered in problem+json and logged by its class only (the
+text of gunicorn's exceptions quotes the request), and a body that breaks chunked framing
+reaches the app as errors.UnreadableBody, a 400, never as a crash.
+
 gevent must patch the standard library before anything imports ssl: gunicorn.conf.py does it
 on its first line, so this module may assume a patched `socket`.
 """
@@ -18,11 +22,23 @@ import contextlib
 import logging
 import resource
 import socket
+import ssl
 import time
 import uuid
 
 from gunicorn import util as gunicorn_util
-from gunicorn.http.errors import NoMoreData, ParseException
+from gunicorn.http.errors import (
+    ConfigurationProblem,
+    ExpectationFailed,
+    ForbiddenProxyRequest,
+    InvalidResponseHeader,
+    InvalidResponseHeaderName,
+    LimitRequestHeaders,
+    LimitRequestLine,
+    NoMoreData,
+    ParseException,
+    UnsupportedTransferCoding,
+)
 from gunicorn.workers.ggevent import GeventWorker
 
 from .errors import (
@@ -30,8 +46,10 @@ from .errors import (
     ApiProblem,
     RequestTimeout,
     UnreadableBody,
+    internal_error_problem,
     problem_body,
     request_timeout_problem,
+    stack_frames,
     unreadable_request_problem,
 )
 from .security import SECURITY_HEADERS
@@ -39,6 +57,18 @@ from .security import SECURITY_HEADERS
 DRAIN_S = 1.0  # how long a refused connection may finish sending before it is closed
 MAX_SURPLUS = 1024  # connections past the cap accepted at once, only to be answered 503
 FD_RESERVE = 512  # descriptors kept for Vonage, Redis, logs and metrics files
+# What gunicorn answers a request it cannot serve, as its own handle_error does; the first
+# class that matches wins. Any other parse error is a 400; anything else, a 500.
+REFUSALS = (
+    ((InvalidResponseHeader, InvalidResponseHeaderName), 500, "Internal Server Error"),
+    (ConfigurationProblem, 500, "Internal Server Error"),
+    (LimitRequestLine, 414, "URI Too Long"),
+    (LimitRequestHeaders, 431, "Request Header Fields Too Large"),
+    (ExpectationFailed, 417, "Expectation Failed"),
+    (UnsupportedTransferCoding, 501, "Not Implemented"),
+    ((ForbiddenProxyRequest, ssl.SSLError), 403, "Forbidden"),
+    ((ParseException, UnreadableBody), 400, "Bad Request"),
+)
 logger = logging.getLogger("sms_service")
 
 
@@ -71,6 +101,10 @@ class SmsWorker(GeventWorker):
             sock.request_done(req)
 
     def handle_error(self, req, client, addr, exc):
+        """Answer a request that failed outside the app, and log it by its class only:
+        gunicorn's own handle_error logs the exception's text, which quotes the request (a
+        header with its secret, a request line or chunk size with a phone number)."""
+        fields = {"error": _error_name(exc)}
         if isinstance(exc, RequestTimeout):
             self.log.info("closing a connection whose request did not arrive in time")
             write_problem(client, request_timeout_problem(), "Request Timeout")
@@ -78,9 +112,20 @@ class SmsWorker(GeventWorker):
         if req is None and _body_failed_after_its_answer(client):
             # gunicorn read the unread body of a request already answered, to reach the next
             # one, and found it malformed: close, rather than answer that request twice.
-            self.log.info("closing a connection whose answered request had a malformed body")
+            message = "closing a connection whose answered request had a malformed body"
+            self.log.info(message, extra={"fields": fields})
             return
-        super().handle_error(req, client, addr, exc)
+        status, reason = _refusal(exc)
+        if status == 500:
+            fields["stack"] = stack_frames(exc.__traceback__)
+            self.log.error("request failed outside the app", extra={"fields": fields})
+            problem = internal_error_problem()
+        else:
+            fields["status"] = status
+            self.log.warning("refused a request that could not be read", extra={"fields": fields})
+            problem = unreadable_request_problem(status, reason)
+        with contextlib.suppress(OSError):
+            write_problem(client, problem, reason)
 
 
 class _RequestBody:
@@ -118,6 +163,19 @@ class _RequestBody:
 
     def __getattr__(self, name):
         return getattr(self._body, name)  # e.g. `failed`, which gunicorn's parser reads
+
+
+def _refusal(exc: BaseException) -> tuple[int, str]:
+    for classes, status, reason in REFUSALS:
+        if isinstance(exc, classes):
+            return status, reason
+    return 500, "Internal Server Error"
+
+
+def _error_name(exc: BaseException) -> str:
+    """The class of what went wrong: gunicorn's own, when _RequestBody translated it."""
+    cause = exc.__cause__ if isinstance(exc, UnreadableBody) else None
+    return type(cause or exc).__name__
 
 
 def _body_failed_after_its_answer(client) -> bool:

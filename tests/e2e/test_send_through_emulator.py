@@ -209,3 +209,38 @@ def test_a_malformed_body_nobody_read_is_not_answered_twice(stack):
 
     assert answer.status == 415
     assert answer.after == b""
+
+
+def test_gunicorn_logs_a_refusal_as_one_json_line_naming_only_the_error(stack):
+    """gunicorn's messages quote the request: a header with its secret (the colon missing),
+    a request line, method, header name or chunk size with a phone number. Each refusal is
+    logged as the app logs, one JSON line with the error's class, and quotes none of it."""
+    secret = stack.credentials.api_key.encode()
+    refused = [
+        b"GET /health HTTP/1.1\r\nHost: sms\r\nX-API-Key " + secret + b"\r\n\r\n",
+        b"GET /opt-outs/+14155550171\x01 HTTP/1.1\r\nHost: sms\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: sms\r\nX-14155550172\x01: 1\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: sms\r\nX-14155550173 : 1\r\n\r\n",
+    ]
+    start = len(stack.service.log())
+    for raw in refused:
+        answer = exchange(stack.service, raw, until_closed=True)
+        assert answer.status == 400, answer.head
+        assert answer.problem["status"] == 400
+    unread = b"POST /health HTTP/1.1\r\nHost: sms\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert exchange(stack.service, unread + b"+14155550174\r\n", until_closed=True).status == 405
+
+    logged = "\n".join(log_lines(stack.service, start))
+    for forbidden in (secret.decode(), "14155550171", "14155550172", "14155550173", "14155550174"):
+        assert forbidden not in logged
+    lines = [json.loads(line) for line in log_lines(stack.service, start)]
+    gunicorn = [
+        (line["level"], line["error"]) for line in lines if line["logger"] == "gunicorn.error"
+    ]
+    assert gunicorn == [
+        ("WARNING", "InvalidHeader"),
+        ("WARNING", "InvalidRequestLine"),
+        ("WARNING", "InvalidHeaderName"),
+        ("WARNING", "InvalidHeaderName"),
+        ("INFO", "InvalidChunkSize"),
+    ]
