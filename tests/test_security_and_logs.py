@@ -34,6 +34,16 @@ def test_health(client):
     assert response.json == {"status": "ok", "storage": "ok"}
 
 
+@pytest.mark.parametrize("path_info", ["//health", "///health", "/health//", "//send-sms"])
+def test_a_path_with_an_empty_segment_is_a_404_logged_as_unmatched(client, capsys, path_info):
+    """As gunicorn passes `//health` (werkzeug's router would drop the leading slashes)."""
+    response = client.get("/health", environ_overrides={"PATH_INFO": path_info})
+
+    assert (response.status_code, response.json["type"].split("/")[-1]) == (404, "not-found")
+    line = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert (line["status"], line["error"]) == (404, "not-found")
+
+
 def test_unknown_route_and_method_are_problems(client):
     missing = client.get("/nowhere")
     assert (missing.status_code, missing.json["type"].split("/")[-1]) == (404, "not-found")

@@ -244,3 +244,21 @@ def test_gunicorn_logs_a_refusal_as_one_json_line_naming_only_the_error(stack):
         ("WARNING", "InvalidHeaderName"),
         ("INFO", "InvalidChunkSize"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "//send-sms"), ("GET", "///health"), ("POST", "/%2Fsend-sms"), ("GET", "/health//")],
+)
+def test_a_path_with_an_empty_segment_is_a_404(stack, method, path):
+    """werkzeug's router drops leading slashes; the service does not: `//send-sms` with a
+    good key and body is a 404 problem, and nothing is sent."""
+    body = json.dumps({"to": "+14155550100", "text": "slashes"}).encode()
+    head = f"{method} {path} HTTP/1.1\r\nHost: sms\r\nContent-Type: application/json\r\n"
+    key = b"X-API-Key: %s\r\n" % stack.credentials.api_key.encode()
+
+    answer = exchange(stack.service, head.encode() + key + sized(body))
+
+    assert answer.status == 404, answer.head
+    assert answer.problem["type"].endswith("/not-found")
+    assert stack.messages() == []
