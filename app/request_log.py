@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, g, request
 
-from .metrics import observe_request
+from .metrics import method_label, observe_request
 
 logger = logging.getLogger("sms_service")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -105,7 +105,7 @@ def _finish(response: Response) -> Response:
     observe_request(route, request.method, response.status_code, duration_s)
     fields = {
         "request_id": g.request_id,
-        "method": request.method,
+        "method": method_label(request.method),
         "path": _loggable_path(),
         "status": response.status_code,
         "duration_ms": round(duration_s * 1000, 2),

@@ -164,6 +164,16 @@ def test_unmatched_paths_are_logged_with_every_digit_masked(client, capsys, path
     assert (line["status"], line["path"]) == (404, logged)
 
 
+def test_an_unusual_method_is_logged_as_other(client, capsys):
+    """gunicorn accepts any method of capitals and digits: it may carry a number."""
+    response = client.open("/health", method="G14155550172T")
+
+    out = capsys.readouterr().out
+    assert response.status_code == 405
+    assert json.loads(out.splitlines()[-1])["method"] == "OTHER"
+    assert "14155550172" not in out
+
+
 def test_vonage_sdk_never_logs_at_debug(make_app, settings):
     import logging
 
