@@ -72,6 +72,8 @@ graceful_timeout = timeout
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 accesslog = None  # the app writes one JSON line per request itself
 errorlog = "-"
+# gunicorn's own lines as the app's JSON, on stdout, never quoting a request (app/server_log.py).
+logger_class = "app.server_log.ServerLog"
 # A shared default path makes several instances on one host collide; we do not use gunicornc.
 control_socket_disable = True
 
@@ -79,6 +81,10 @@ control_socket_disable = True
 # Requests gunicorn refuses before the app sees them (a malformed request line, headers too
 # large) would otherwise get an HTML page.
 gunicorn_util.write_error = write_unreadable
+
+
+def pre_request(worker, req) -> None:
+    """Nothing: gunicorn's default logs every raw request path (numbers in it) at DEBUG."""
 
 
 def on_starting(server) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, request
+from werkzeug.exceptions import NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import api, health, messages, openapi, optouts, scrape, webhooks
@@ -31,12 +32,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.log_exception = log_unhandled  # Flask's own would log the raw path and the message
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.url_map.merge_slashes = False  # "//" in a path is a 404 problem, not an HTML redirect
+    app.url_map.merge_slashes = False  # "/a//b" is a 404 problem, not an HTML redirect
     app.extensions["settings"] = settings
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     init_request_log(app)
+    app.before_request(_refuse_empty_path_segments)  # after the log's start: it is logged
     init_security_headers(app)
     store = app.extensions["store"] = build_store(settings)
     limits = RateLimits(app)
@@ -48,3 +50,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app
+
+
+def _refuse_empty_path_segments() -> None:
+    """404 for a path with an empty segment. werkzeug's router drops a path's leading
+    slashes, so `//send-sms` (as gunicorn passes it in PATH_INFO) would reach /send-sms."""
+    if "//" in request.environ.get("PATH_INFO", ""):
+        request.url_rule = None  # logged and counted as unmatched, not as the route
+        raise NotFound()

@@ -6,7 +6,7 @@ import json
 import logging
 import traceback
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_TYPE_BASE = "https://sms-service.example/problems/"
@@ -59,6 +59,27 @@ class InvalidPayload(ApiProblem):
         )
 
 
+class UnreadableBody(InvalidPayload):
+    """A body that breaks HTTP's framing (a malformed chunk, a connection closed before its
+    end). Raised by the server's input stream (app/worker.py) wherever the body is read, so
+    it is answered 400 like any invalid body, never as a crash."""
+
+    def __init__(self):
+        super().__init__(
+            {"body": "could not be read: malformed chunked encoding, or it ended too early"}
+        )
+
+
+def payload_too_large_problem(limit: int) -> ApiProblem:
+    """A body over `limit` bytes, refused with the limit named."""
+    return ApiProblem(
+        413,
+        "payload-too-large",
+        "Payload too large",
+        f"The body must be at most {limit} bytes ({limit / 1024:g} KiB).",
+    )
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the only code that turns exceptions into responses."""
     app.register_error_handler(ApiProblem, _api_problem)
@@ -75,6 +96,9 @@ def _http_problem(exc: HTTPException) -> Response:
     status = exc.code or 500
     if status == 500:
         return _internal_error(exc)
+    if status == 413:  # werkzeug's own words do not say what the limit is
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        return problem_response(payload_too_large_problem(limit))
     response = exc.get_response()  # keeps headers such as Allow on a 405
     problem = ApiProblem(
         status,
@@ -91,22 +115,28 @@ def log_unhandled(exc_info) -> None:
     (which can hold the text, a number or a secret) nor the raw path (which can hold a
     number). Replaces Flask.log_exception."""
     exc_type, _, tb = exc_info
-    frames = [
-        f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in traceback.extract_tb(tb)
-    ]
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    fields = {"exception": exc_type.__name__, "route": route, "stack": frames[-8:]}
+    fields = {"exception": exc_type.__name__, "route": route, "stack": stack_frames(tb)}
     logger.error("unhandled exception", extra={"fields": fields})
 
 
+def stack_frames(tb) -> list[str]:
+    """The last frames of a traceback as `file:line in function`: where, never what."""
+    frames = traceback.extract_tb(tb)[-8:]
+    return [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in frames]
+
+
 def _internal_error(exc: HTTPException) -> Response:
-    problem = ApiProblem(
+    return problem_response(internal_error_problem())
+
+
+def internal_error_problem() -> ApiProblem:
+    return ApiProblem(
         500,
         "internal-error",
         "Internal server error",
         "Something went wrong on our side. Quote the request_id when you report it.",
     )
-    return problem_response(problem)
 
 
 def problem_response(problem: ApiProblem) -> Response:

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, g, request
 
-from .metrics import observe_request
+from .metrics import method_label, observe_request
 
 logger = logging.getLogger("sms_service")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-_LONG_DIGIT_RUN = re.compile(r"\+?\d{5,}")
+_DIGIT = re.compile(r"\d")  # any script's digits: a number can be spelled with separators
 _TRACEPARENT = re.compile(
     r"(?P<version>[0-9a-f]{2})-(?P<trace_id>[0-9a-f]{32})-(?P<parent_id>[0-9a-f]{16})"
     r"-[0-9a-f]{2}(?P<rest>-.*)?"
@@ -105,7 +105,7 @@ def _finish(response: Response) -> Response:
     observe_request(route, request.method, response.status_code, duration_s)
     fields = {
         "request_id": g.request_id,
-        "method": request.method,
+        "method": method_label(request.method),
         "path": _loggable_path(),
         "status": response.status_code,
         "duration_ms": round(duration_s * 1000, 2),
@@ -116,7 +116,8 @@ def _finish(response: Response) -> Response:
 
 
 def _loggable_path() -> str:
-    """The route template when one matched; otherwise the path with long digit runs masked."""
+    """The route template when one matched; otherwise the path with every digit masked
+    (`/opt-outs/+1-415-555-0190/x` holds a number however it is split)."""
     if request.url_rule is not None:
         return request.url_rule.rule
-    return _LONG_DIGIT_RUN.sub("***", request.path)[:200]
+    return _DIGIT.sub("*", request.path[:200])

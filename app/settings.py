@@ -208,26 +208,33 @@ class _Reader:
         return values
 
     def api_keys(self, name: str) -> dict[str, str]:
+        """`name:secret` pairs. A problem names the entry by its position only: a malformed
+        entry may be a bare secret, or a secret and a name swapped, so none of its text is
+        ever repeated."""
         value = self._required(name)
         if value is None:
             return {}
         keys: dict[str, str] = {}
+        positions: dict[str, int] = {}  # secret -> position of the entry that holds it
         for position, pair in enumerate(value.split(","), start=1):
-            key_name, _, secret = (part.strip() for part in pair.partition(":"))
+            key_name, colon, secret = (part.strip() for part in pair.partition(":"))
             where = f"{name} entry {position}"
-            if not _KEY_NAME.fullmatch(key_name):
+            if not colon:
+                self.problems.append(f"{where} is not a name:secret pair")
+            elif not _KEY_NAME.fullmatch(key_name):
                 self.problems.append(f"{where} needs a name of letters, digits, '_', '.' or '-'")
             elif key_name in keys:
-                self.problems.append(f"{where}: the name {key_name!r} is used twice")
+                first = positions[keys[key_name]]
+                self.problems.append(f"{where} has the same name as entry {first}")
             elif len(secret) < MIN_SECRET_LENGTH:
                 self.problems.append(
-                    f"{where} ({key_name}): the secret must be at least "
-                    f"{MIN_SECRET_LENGTH} characters"
+                    f"{where}: the secret must be at least {MIN_SECRET_LENGTH} characters"
                 )
-            elif secret in keys.values():
-                self.problems.append(f"{where} ({key_name}) reuses another key's secret")
+            elif secret in positions:
+                self.problems.append(f"{where} reuses the secret of entry {positions[secret]}")
             else:
                 keys[key_name] = secret
+                positions[secret] = position
         return keys
 
     def key_names(self, name: str, api_keys: Mapping[str, str]) -> frozenset[str]:

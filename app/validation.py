@@ -8,11 +8,18 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import IO
 
 from flask import g, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import LimitedStream
 
-from .errors import ApiProblem, InvalidPayload, RequestTimeout, request_timeout_problem
+from .errors import (
+    ApiProblem,
+    InvalidPayload,
+    RequestTimeout,
+    payload_too_large_problem,
+    request_timeout_problem,
+)
 from .phone import EXAMPLE, InvalidNumber, e164, parse_number
 from .settings import Settings
 from .sms_encoding import Encoded, encode, non_gsm7_characters, smart_encode
@@ -89,8 +96,6 @@ def require_json(view):
                 "Send the body as UTF-8 JSON: Content-Type application/json, with no charset "
                 "or charset=utf-8.",
             )
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            raise RequestEntityTooLarge()  # declared too large: not read at all
         g.raw_body = read_body()
         return view(*args, **kwargs)
 
@@ -114,16 +119,20 @@ def parse_json_object(raw: bytes) -> object:
 
 
 def read_body() -> bytes:
-    """Read the whole body, refusing it once it passes MAX_BODY_BYTES.
+    """Read the whole body, refusing it (413) once it passes MAX_BODY_BYTES.
 
-    Werkzeug refuses a Content-Length over MAX_CONTENT_LENGTH, but quietly truncates a
-    chunked body at it; reading one byte past the limit turns that into a 413 too. A body
-    that stalls past the server's read deadline (app/worker.py) is a 408.
+    A declared Content-Length over the limit is refused unread. Otherwise one byte past the
+    limit is asked for, which tells a body of exactly MAX_BODY_BYTES from a longer one (a
+    chunked body declares no length). A body that stalls past the server's read deadline
+    (app/worker.py) is a 408.
     """
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise payload_too_large_problem(MAX_BODY_BYTES)
+    stream = _body_stream()
     chunks, size = [], 0
     while size <= MAX_BODY_BYTES:
         try:
-            chunk = request.stream.read(MAX_BODY_BYTES + 1 - size)
+            chunk = stream.read(MAX_BODY_BYTES + 1 - size)
         except RequestTimeout:
             raise request_timeout_problem() from None
         if not chunk:
@@ -131,7 +140,7 @@ def read_body() -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     if size > MAX_BODY_BYTES:
-        raise RequestEntityTooLarge()
+        raise payload_too_large_problem(MAX_BODY_BYTES)
     return b"".join(chunks)
 
 
@@ -161,6 +170,18 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
             raise _DuplicateKey(json.dumps(key[:40]))  # quoted, and short: it is echoed
         found[key] = value
     return found
+
+
+def _body_stream() -> IO[bytes]:
+    """The body's stream, with room for the byte past MAX_BODY_BYTES.
+
+    When the server ends the stream at the body's end (`wsgi.input_terminated`: gunicorn,
+    for chunked and sized bodies alike), werkzeug caps it at MAX_CONTENT_LENGTH and refuses
+    even to ask for one byte more, so a body of exactly 16 KiB was a 413 under gunicorn.
+    Its cap here is one byte higher; read_body itself refuses that byte."""
+    if request.environ.get("wsgi.input_terminated"):
+        return LimitedStream(request.environ["wsgi.input"], MAX_BODY_BYTES + 1, is_max=True)
+    return request.stream  # capped at its Content-Length, already checked
 
 
 def _refuse_constant(name: str) -> None:

@@ -8,6 +8,10 @@ gunicorn's gevent worker, with three guards against clients that cost a thread e
 - past `worker_connections` open connections, a new one is answered 503 `service-busy` at
   once instead of waiting unaccepted in the kernel's backlog.
 
+What gunicorn cannot read is answered in problem+json and logged by its class only (the
+text of gunicorn's exceptions quotes the request), and a body that breaks chunked framing
+reaches the app as errors.UnreadableBody, a 400, never as a crash.
+
 gevent must patch the standard library before anything imports ssl: gunicorn.conf.py does it
 on its first line, so this module may assume a patched `socket`.
 """
@@ -18,19 +22,35 @@ import contextlib
 import logging
 import resource
 import socket
+import ssl
 import time
 import uuid
 
 from gunicorn import util as gunicorn_util
+from gunicorn.http.errors import (
+    ConfigurationProblem,
+    ExpectationFailed,
+    ForbiddenProxyRequest,
+    InvalidResponseHeader,
+    InvalidResponseHeaderName,
+    LimitRequestHeaders,
+    LimitRequestLine,
+    NoMoreData,
+    ParseException,
+    UnsupportedTransferCoding,
+)
 from gunicorn.workers.ggevent import GeventWorker
 
 from .errors import (
     READ_TIMEOUT_S,
     ApiProblem,
     RequestTimeout,
+    UnreadableBody,
+    internal_error_problem,
     problem_body,
     request_timeout_problem,
     service_busy,
+    stack_frames,
     unreadable_request_problem,
 )
 from .security import SECURITY_HEADERS
@@ -38,6 +58,18 @@ from .security import SECURITY_HEADERS
 DRAIN_S = 1.0  # how long a refused connection may finish sending before it is closed
 MAX_SURPLUS = 1024  # connections past the cap accepted at once, only to be answered 503
 FD_RESERVE = 512  # descriptors kept for Vonage, Redis, logs and metrics files
+# What gunicorn answers a request it cannot serve, as its own handle_error does; the first
+# class that matches wins. Any other parse error is a 400; anything else, a 500.
+REFUSALS = (
+    ((InvalidResponseHeader, InvalidResponseHeaderName), 500, "Internal Server Error"),
+    (ConfigurationProblem, 500, "Internal Server Error"),
+    (LimitRequestLine, 414, "URI Too Long"),
+    (LimitRequestHeaders, 431, "Request Header Fields Too Large"),
+    (ExpectationFailed, 417, "Expectation Failed"),
+    (UnsupportedTransferCoding, 501, "Not Implemented"),
+    ((ForbiddenProxyRequest, ssl.SSLError), 403, "Forbidden"),
+    ((ParseException, UnreadableBody), 400, "Bad Request"),
+)
 logger = logging.getLogger("sms_service")
 
 
@@ -62,17 +94,97 @@ class SmsWorker(GeventWorker):
             self.open_connections -= 1
 
     def handle_request(self, listener_name, req, sock, addr):
+        if req.body is not None:
+            req.body = _RequestBody(req.body)
         try:
             return super().handle_request(listener_name, req, sock, addr)
         finally:
-            sock.request_done()
+            sock.request_done(req)
 
     def handle_error(self, req, client, addr, exc):
+        """Answer a request that failed outside the app, and log it by its class only:
+        gunicorn's own handle_error logs the exception's text, which quotes the request (a
+        header with its secret, a request line or chunk size with a phone number)."""
+        fields = {"error": _error_name(exc)}
         if isinstance(exc, RequestTimeout):
             self.log.info("closing a connection whose request did not arrive in time")
             write_problem(client, request_timeout_problem(), "Request Timeout")
             return
-        super().handle_error(req, client, addr, exc)
+        if req is None and _body_failed_after_its_answer(client):
+            # gunicorn read the unread body of a request already answered, to reach the next
+            # one, and found it malformed: close, rather than answer that request twice.
+            message = "closing a connection whose answered request had a malformed body"
+            self.log.info(message, extra={"fields": fields})
+            return
+        status, reason = _refusal(exc)
+        if status == 500:
+            fields["stack"] = stack_frames(exc.__traceback__)
+            self.log.error("request failed outside the app", extra={"fields": fields})
+            problem = internal_error_problem()
+        else:
+            fields["status"] = status
+            self.log.warning("refused a request that could not be read", extra={"fields": fields})
+            problem = unreadable_request_problem(status, reason)
+        with contextlib.suppress(OSError):
+            write_problem(client, problem, reason)
+
+
+class _RequestBody:
+    """gunicorn's request body (the app's wsgi.input), whose framing errors the app can
+    answer: a malformed chunk, or a connection closed inside the body, raises
+    UnreadableBody (a 400 problem) instead of gunicorn's own exception, which Flask would
+    answer 500 and log with its stack."""
+
+    def __init__(self, body):
+        self._body = body
+
+    def read(self, size=None) -> bytes:
+        return self._checked(self._body.read, size)
+
+    def readline(self, size=None) -> bytes:
+        return self._checked(self._body.readline, size)
+
+    def readlines(self, size=None) -> list[bytes]:
+        return self._checked(self._body.readlines, size)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def _checked(self, read, size):
+        try:
+            return read(size)
+        except (ParseException, NoMoreData) as exc:
+            raise UnreadableBody() from exc
+
+    def __getattr__(self, name):
+        return getattr(self._body, name)  # e.g. `failed`, which gunicorn's parser reads
+
+
+def _refusal(exc: BaseException) -> tuple[int, str]:
+    for classes, status, reason in REFUSALS:
+        if isinstance(exc, classes):
+            return status, reason
+    return 500, "Internal Server Error"
+
+
+def _error_name(exc: BaseException) -> str:
+    """The class of what went wrong: gunicorn's own, when _RequestBody translated it."""
+    cause = exc.__cause__ if isinstance(exc, UnreadableBody) else None
+    return type(cause or exc).__name__
+
+
+def _body_failed_after_its_answer(client) -> bool:
+    """Whether the body of the request last answered on this connection failed to read.
+    The app cannot have met that failure itself (gunicorn's parser then closes the
+    connection instead of reading on): the parser met it draining the body."""
+    answered = getattr(client, "answered", None)
+    return answered is not None and getattr(answered.body, "failed", False) is True
 
 
 class _ClientSocket:
@@ -84,6 +196,7 @@ class _ClientSocket:
         self._sock, self._idle_s = sock, idle_s
         self._deadline: float | None = None  # None: between requests
         self._timed_out = False
+        self.answered = None  # the last request answered on this connection
 
     def recv(self, size: int) -> bytes:
         if self._timed_out:
@@ -100,9 +213,10 @@ class _ClientSocket:
             raise RequestTimeout(f"the request did not arrive within {READ_TIMEOUT_S} s")
         return data
 
-    def request_done(self) -> None:
-        """The answer is out: the next read waits for a new request."""
+    def request_done(self, request=None) -> None:
+        """The answer to `request` is out: the next read waits for a new request."""
         self._deadline = None
+        self.answered = request
 
     def _recv_within(self, size: int, seconds: float) -> bytes | None:
         if seconds <= 0:

@@ -9,6 +9,7 @@ from app.security import SECURITY_HEADERS
 from tests.conftest import AUTH, SECRET_A, SECRET_B, UUID, VALID_BODY, VONAGE_SMS_URL
 
 SECRET_TEXT = "Your one-time code is 834201, keep it private"
+ARABIC_INDIC_NUMBER = "".join(chr(0x0660 + int(digit)) for digit in "4155550190")
 
 
 @pytest.mark.parametrize(
@@ -31,6 +32,16 @@ def test_health(client):
     response = client.get("/health")
     assert response.status_code == 200
     assert response.json == {"status": "ok", "storage": "ok"}
+
+
+@pytest.mark.parametrize("path_info", ["//health", "///health", "/health//", "//send-sms"])
+def test_a_path_with_an_empty_segment_is_a_404_logged_as_unmatched(client, capsys, path_info):
+    """As gunicorn passes `//health` (werkzeug's router would drop the leading slashes)."""
+    response = client.get("/health", environ_overrides={"PATH_INFO": path_info})
+
+    assert (response.status_code, response.json["type"].split("/")[-1]) == (404, "not-found")
+    line = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert (line["status"], line["error"]) == (404, "not-found")
 
 
 def test_unknown_route_and_method_are_problems(client):
@@ -136,10 +147,31 @@ def test_error_slug_is_logged(client, capsys):
     assert "to" not in line
 
 
-def test_unmatched_paths_are_logged_with_digits_masked(client, capsys):
-    client.get("/messages/+14155550100/extra")
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/messages/+14155550100/extra", "/messages/+***********/extra"),
+        ("/opt-outs/+1-415-555-0190/x", "/opt-outs/+*-***-***-****/x"),
+        ("/opt-outs/1.415.555.0190/x", "/opt-outs/*.***.***.****/x"),
+        ("/opt-outs/(415) 555 0190/x", "/opt-outs/(***) *** ****/x"),
+        (f"/opt-outs/{ARABIC_INDIC_NUMBER}/x", "/opt-outs/**********/x"),
+    ],
+)
+def test_unmatched_paths_are_logged_with_every_digit_masked(client, capsys, path, logged):
+    """However a number is split or spelled, no digit of an unmatched path is logged."""
+    client.get(path)
     line = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert "14155550100" not in line["path"]
+    assert (line["status"], line["path"]) == (404, logged)
+
+
+def test_an_unusual_method_is_logged_as_other(client, capsys):
+    """gunicorn accepts any method of capitals and digits: it may carry a number."""
+    response = client.open("/health", method="G14155550172T")
+
+    out = capsys.readouterr().out
+    assert response.status_code == 405
+    assert json.loads(out.splitlines()[-1])["method"] == "OTHER"
+    assert "14155550172" not in out
 
 
 def test_vonage_sdk_never_logs_at_debug(make_app, settings):

@@ -362,6 +362,44 @@ def test_oversized_body_is_a_413(client):
     assert response.json["type"].endswith("/payload-too-large")
 
 
+def padded_body(size: int) -> bytes:
+    """A valid send of exactly `size` bytes: JSON allows whitespace after the value."""
+    body = json.dumps(VALID_BODY).encode()
+    return body + b" " * (size - len(body))
+
+
+def post_raw(client, body: bytes, chunked: bool):
+    """POST /send-sms with a Content-Length, or chunked as gunicorn hands it over: no
+    length, a stream the server ends at the body's end."""
+    if not chunked:
+        return client.post(
+            "/send-sms", data=body, headers={**AUTH, "Content-Type": "application/json"}
+        )
+    return client.post(
+        "/send-sms",
+        input_stream=io.BytesIO(body),
+        headers={**AUTH, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["sized", "chunked"])
+def test_a_body_of_exactly_16_kib_is_read(client, accept, chunked):
+    """16,384 bytes are within the limit, whether sized or chunked."""
+    response = post_raw(client, padded_body(16 * 1024), chunked)
+
+    assert response.status_code == 200, response.json
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["sized", "chunked"])
+def test_a_body_one_byte_over_16_kib_is_a_413_naming_the_limit(client, chunked):
+    response = post_raw(client, padded_body(16 * 1024 + 1), chunked)
+
+    assert response.status_code == 413
+    assert response.json["type"].endswith("/payload-too-large")
+    assert response.json["detail"] == "The body must be at most 16384 bytes (16 KiB)."
+
+
 def test_oversized_body_without_content_length_is_a_413(client):
     """A chunked body (no Content-Length) is still cut off at 16 KiB."""
     body = json.dumps({**VALID_BODY, "text": "a" * 40000}).encode()

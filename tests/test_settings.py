@@ -55,21 +55,45 @@ def test_opt_out_override_keys_name_api_keys(test_env):
 
 
 def test_secret_values_never_appear_in_the_error(test_env):
-    """A too-short secret is reported by its key's name, never by its value."""
+    """A too-short secret is reported by its entry's position, never by its value."""
     with pytest.raises(ConfigError) as raised:
         Settings.from_environ({**test_env, "API_KEYS": "good:tooShortSecretValue1"})
 
-    assert "good" in str(raised.value)
+    assert "API_KEYS entry 1" in str(raised.value)
     assert "tooShortSecretValue1" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "api_keys",
+    [
+        "justasecretwithoutanamexxxxxxxxxx",  # a bare secret, no name
+        f"alpha:{SECRET_A},justasecretwithoutanamexxxxxxxxxx",
+        "short-secret:justaname",  # name and secret swapped
+        "justasecret:with:colons",  # a secret holding colons
+        "just a secret with spaces xxxxxxxxx:",
+        f"alpha:{SECRET_A},alpha:justasecretwithoutanamexxxxxxxxxx",
+    ],
+)
+def test_a_malformed_entry_is_never_echoed(test_env, api_keys):
+    """Whatever is wrong with an entry, the error names its position and no part of it."""
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_environ({**test_env, "API_KEYS": api_keys})
+
+    message = str(raised.value)
+    assert "API_KEYS entry" in message
+    for entry in api_keys.split(","):
+        for part in entry.split(":"):
+            assert len(part) < 6 or part.strip() not in message, part
 
 
 @pytest.mark.parametrize(
     ("api_keys", "problem"),
     [
-        (f"alpha:{SECRET_A},alpha:{SECRET_A}x", "used twice"),
-        (f"alpha:{SECRET_A},beta:{SECRET_A}", "reuses another key's secret"),
-        (f":{SECRET_A}", "needs a name"),
-        ("alpha:short", "at least 24 characters"),
+        (f"alpha:{SECRET_A},alpha:{SECRET_A}x", "entry 2 has the same name as entry 1"),
+        (f"alpha:{SECRET_A},beta:{SECRET_A}", "entry 2 reuses the secret of entry 1"),
+        (f":{SECRET_A}", "entry 1 needs a name"),
+        (SECRET_A, "entry 1 is not a name:secret pair"),
+        ("alpha:short", "entry 1: the secret must be at least 24 characters"),
     ],
 )
 def test_api_keys_are_checked(test_env, api_keys, problem):

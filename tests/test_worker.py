@@ -1,12 +1,21 @@
 """The worker's socket clocks: idle between requests, bounded from a request's first byte."""
 
+import json
+import logging
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
+from gunicorn.config import Config
+from gunicorn.http.body import Body, ChunkedReader
+from gunicorn.http.errors import InvalidHeader
+from gunicorn.http.unreader import IterUnreader
 
 from app import worker
-from app.errors import RequestTimeout
+from app.errors import RequestTimeout, UnreadableBody
+from app.server_log import ServerLog
+from tests.conftest import SECRET_A
 
 
 @pytest.fixture
@@ -83,3 +92,38 @@ def test_the_connection_cap_shrinks_to_the_open_file_limit(monkeypatch):
     assert worker._raise_descriptor_limit(10_000, Log()) == (2048 - worker.FD_RESERVE) // 2
     assert len(warnings) == 1
     assert worker._raise_descriptor_limit(100, Log()) == 100
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not-hex\r\n", b"5\r\nhelloXX", b"5;a=\x01\r\nhello\r\n0\r\n\r\n", b"5\r\nhel"],
+)
+def test_a_body_that_breaks_chunked_framing_reads_as_unreadable_body(raw):
+    """gunicorn's parse errors (and a body cut short) become a 400 problem for the app;
+    gunicorn still knows the body failed, so the connection is not reused."""
+    reader = ChunkedReader(SimpleNamespace(), IterUnreader([raw]))
+    body = worker._RequestBody(Body(reader))
+
+    with pytest.raises(UnreadableBody):
+        body.read(100)
+    assert body.failed is True
+
+
+@pytest.fixture
+def server_log():
+    """gunicorn's logger as gunicorn.conf.py configures it; its handlers removed after."""
+    config = Config()
+    config.set("errorlog", "-")
+    yield ServerLog(config)
+    logging.getLogger("gunicorn.error").handlers.clear()
+
+
+def test_gunicorns_lines_are_json_with_exceptions_by_class_only(server_log, capsys):
+    """gunicorn logs exceptions as message arguments, and their text quotes the request."""
+    server_log.info("Ignored premature client disconnection. %s", InvalidHeader(SECRET_A))
+
+    out = capsys.readouterr().out
+    line = json.loads(out)
+    assert (line["level"], line["logger"]) == ("INFO", "gunicorn.error")
+    assert line["event"] == "Ignored premature client disconnection. InvalidHeader"
+    assert SECRET_A not in out

@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from emulator.magic import number_for
+from tests.e2e.raw_http import chunked, exchange, log_lines, sized
 
 pytestmark = pytest.mark.slow
 
@@ -148,3 +149,116 @@ def test_requests_gunicorn_refuses_are_problems_too(stack, raw_request, status):
     problem = json.loads(body)
     assert problem["status"] == status and problem["success"] is False
     assert b"aaaa" not in body and b"BREW" not in body  # gunicorn's message quotes the request
+
+
+def send_sms_head(stack, content_type: str = "application/json") -> bytes:
+    """A POST /send-sms request's head, up to its framing headers."""
+    return b"POST /send-sms HTTP/1.1\r\nHost: sms\r\nX-API-Key: %s\r\nContent-Type: %s\r\n" % (
+        stack.credentials.api_key.encode(),
+        content_type.encode(),
+    )
+
+
+def padded_send(size: int) -> bytes:
+    """A valid send of exactly `size` bytes: JSON allows whitespace after the value."""
+    body = json.dumps({"to": "+14155550100", "text": "sixteen kibibytes"}).encode()
+    return body + b" " * (size - len(body))
+
+
+@pytest.mark.parametrize("framing", [sized, chunked])
+@pytest.mark.parametrize(("size", "status"), [(16384, 200), (16385, 413)])
+def test_the_body_limit_is_exactly_16_kib_under_gunicorn(stack, framing, size, status):
+    """16,384 bytes are read and sent; 16,385 are a 413 naming the limit, sized or chunked."""
+    answer = exchange(stack.service, send_sms_head(stack) + framing(padded_send(size)))
+
+    assert answer.status == status, answer.body
+    if status == 413:
+        assert answer.problem["type"].endswith("/payload-too-large")
+        assert answer.problem["detail"] == "The body must be at most 16384 bytes (16 KiB)."
+    assert len(stack.messages()) == (1 if status == 200 else 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not-hex\r\n", b"5\r\nhelloXX", b"5;a=\x01\r\nhello\r\n0\r\n\r\n"],
+    ids=["chunk-size", "chunk-terminator", "chunk-extension"],
+)
+def test_a_malformed_chunked_body_is_a_400_not_a_crash(stack, body):
+    """Without a key, as anyone could send it: a 400 problem naming the body, one answer
+    and the connection closed, and nothing at ERROR (which pages) in the log."""
+    start = len(stack.service.log())
+    head = b"POST /send-sms HTTP/1.1\r\nHost: sms\r\nContent-Type: application/json\r\n"
+
+    answer = exchange(stack.service, head + b"Transfer-Encoding: chunked\r\n\r\n" + body, True)
+
+    assert answer.status == 400, answer.body
+    assert answer.problem["type"].endswith("/validation-error")
+    assert [error["field"] for error in answer.problem["errors"]] == ["body"]
+    assert answer.after == b""
+    lines = [json.loads(line) for line in log_lines(stack.service, start)]
+    assert [line["status"] for line in lines if line["event"] == "request"] == [400]
+    assert [line for line in lines if line["level"] == "ERROR" or "stack" in line] == []
+
+
+def test_a_malformed_body_nobody_read_is_not_answered_twice(stack):
+    """Refused before its body is read (415), the request is answered once; gunicorn then
+    meets the malformed body on its way to the next request and closes the connection."""
+    raw = send_sms_head(stack, "text/plain") + b"Transfer-Encoding: chunked\r\n\r\nnot-hex\r\n"
+
+    answer = exchange(stack.service, raw, until_closed=True)
+
+    assert answer.status == 415
+    assert answer.after == b""
+
+
+def test_gunicorn_logs_a_refusal_as_one_json_line_naming_only_the_error(stack):
+    """gunicorn's messages quote the request: a header with its secret (the colon missing),
+    a request line, method, header name or chunk size with a phone number. Each refusal is
+    logged as the app logs, one JSON line with the error's class, and quotes none of it."""
+    secret = stack.credentials.api_key.encode()
+    refused = [
+        b"GET /health HTTP/1.1\r\nHost: sms\r\nX-API-Key " + secret + b"\r\n\r\n",
+        b"GET /opt-outs/+14155550171\x01 HTTP/1.1\r\nHost: sms\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: sms\r\nX-14155550172\x01: 1\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: sms\r\nX-14155550173 : 1\r\n\r\n",
+    ]
+    start = len(stack.service.log())
+    for raw in refused:
+        answer = exchange(stack.service, raw, until_closed=True)
+        assert answer.status == 400, answer.head
+        assert answer.problem["status"] == 400
+    unread = b"POST /health HTTP/1.1\r\nHost: sms\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert exchange(stack.service, unread + b"+14155550174\r\n", until_closed=True).status == 405
+
+    logged = "\n".join(log_lines(stack.service, start))
+    for forbidden in (secret.decode(), "14155550171", "14155550172", "14155550173", "14155550174"):
+        assert forbidden not in logged
+    lines = [json.loads(line) for line in log_lines(stack.service, start)]
+    gunicorn = [
+        (line["level"], line["error"]) for line in lines if line["logger"] == "gunicorn.error"
+    ]
+    assert gunicorn == [
+        ("WARNING", "InvalidHeader"),
+        ("WARNING", "InvalidRequestLine"),
+        ("WARNING", "InvalidHeaderName"),
+        ("WARNING", "InvalidHeaderName"),
+        ("INFO", "InvalidChunkSize"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "//send-sms"), ("GET", "///health"), ("POST", "/%2Fsend-sms"), ("GET", "/health//")],
+)
+def test_a_path_with_an_empty_segment_is_a_404(stack, method, path):
+    """werkzeug's router drops leading slashes; the service does not: `//send-sms` with a
+    good key and body is a 404 problem, and nothing is sent."""
+    body = json.dumps({"to": "+14155550100", "text": "slashes"}).encode()
+    head = f"{method} {path} HTTP/1.1\r\nHost: sms\r\nContent-Type: application/json\r\n"
+    key = b"X-API-Key: %s\r\n" % stack.credentials.api_key.encode()
+
+    answer = exchange(stack.service, head.encode() + key + sized(body))
+
+    assert answer.status == 404, answer.head
+    assert answer.problem["type"].endswith("/not-found")
+    assert stack.messages() == []
