@@ -1,6 +1,7 @@
 """The image (no Docker engine here to build it; hadolint lints it in `make test`): non-root,
 dependencies before code, a health check, gunicorn as the command, no secret let in."""
 
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -12,8 +13,8 @@ def index_of(prefix: str) -> int:
     return next(n for n, line in enumerate(LINES) if line.startswith(prefix))
 
 
-def test_base_image_and_command():
-    assert LINES[0] == "FROM python:3.12-slim"
+def test_base_image_is_the_python_the_tests_run_on_and_the_command_is_gunicorn():
+    assert LINES[0] == f"FROM python:{sys.version_info.major}.{sys.version_info.minor}-slim"
     assert LINES[-1] == 'CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]'
 
 

@@ -39,3 +39,17 @@ def test_env_example_is_a_valid_configuration_shape():
     for line in (ROOT / ".env.example").read_text().splitlines():
         if line and not line.startswith("#"):
             assert re.fullmatch(r"[A-Z_]+=.*", line), line
+
+
+def test_the_demos_stop_example_opts_out_no_number_the_readme_sends_to():
+    """Following the demo banner's STOP step must not break the README's send examples."""
+    from tools.demo import STOP_EXAMPLE, _banner
+    from tools.stack import Credentials
+
+    credentials = Credentials(ROOT, "app-id", ROOT / "key.pem", "demo-key")
+    banner = _banner(credentials, "https://127.0.0.1:8443", "http://127.0.0.1:8000")
+    stopped = set(re.findall(r'"from": "(\d+)", "text": "STOP"', banner))
+    assert stopped == {STOP_EXAMPLE.lstrip("+")}
+    readme_recipients = set(re.findall(r'"to": "\+(\d+)"', (ROOT / "README.md").read_text()))
+    assert readme_recipients
+    assert not stopped & readme_recipients

@@ -110,7 +110,9 @@ def test_failed_auth_still_answers_when_redis_is_unreachable(unreachable):
     assert unreachable.post("/send-sms", json=VALID_BODY).status_code == 503
 
 
-def test_recovers_when_redis_returns(make_app, settings, tmp_path, vonage):
+@pytest.mark.slow  # starts and restarts a redis-server of its own
+def test_recovers_when_redis_returns(redis_server, make_app, settings, tmp_path, vonage):
+    """(redis_server: skipped with its reason where redis-server is missing, as the others.)"""
     redis_process = start_redis(tmp_path)
     port = int(redis_process.url.rsplit(":", 1)[1].split("/")[0])
     client = make_app(settings, redis_url=redis_process.url).test_client()

@@ -36,6 +36,11 @@ def main() -> int:
     return 0
 
 
+# The number the banner's STOP example opts out: never one the README sends to, or the
+# README's first example would answer 422 after a newcomer followed the banner.
+STOP_EXAMPLE = "+14155550199"
+
+
 def _banner(credentials, emulator_url: str, service_url: str) -> str:
     relative_ca = credentials.ca.relative_to(ROOT)
     return f"""
@@ -56,10 +61,14 @@ See what the "phone" received, then the delivery receipt (use the message_uuid y
   curl -s --cacert {relative_ca} {emulator_url}/_emulator/messages
   curl -s {service_url}/messages/MESSAGE_UUID -H 'X-API-Key: {credentials.api_key}'
 
-Reply STOP from the phone; the next send to it is refused (422 recipient-opted-out):
+A phone replies STOP (+14155550199 here, a number the README's examples do not use); a send
+to it is then refused (422 recipient-opted-out), until it replies START:
 
   curl -s --cacert {relative_ca} {emulator_url}/_emulator/inbound \
-    -H 'Content-Type: application/json' -d '{{"from": "14155550100", "text": "STOP"}}'
+    -H 'Content-Type: application/json' -d '{{"from": "{STOP_EXAMPLE[1:]}", "text": "STOP"}}'
+  curl -s {service_url}/send-sms \
+    -H 'X-API-Key: {credentials.api_key}' -H 'Content-Type: application/json' \
+    -d '{{"to": "{STOP_EXAMPLE}", "text": "Still there?"}}'
 
 Magic numbers (e.g. +442079460903: low balance) trigger Vonage's failures: see the README.
 Service log follows; Ctrl-C stops both.

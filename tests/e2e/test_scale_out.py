@@ -118,7 +118,8 @@ def test_one_idempotency_key_sends_once_across_workers_and_restarts(
     assert len(upstream.messages()) == 1
 
 
-def test_redis_outage_fails_closed_and_heals(credentials, emulator, tmp_path):
+def test_redis_outage_fails_closed_and_heals(redis_server, credentials, emulator, tmp_path):
+    """(redis_server: skipped with its reason where redis-server is missing, as the others.)"""
     redis_down_later = start_redis(tmp_path)
     port = redis_down_later.url.rsplit(":", 1)[1].split("/")[0]
     upstream = EmulatorClient(emulator.url, credentials.ca)
