@@ -7,9 +7,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /srv
 
-# Dependencies first, so a code change does not reinstall them.
+# Dependencies first, so a code change does not reinstall them; only what the hashed lock names.
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt \
+RUN pip install --no-cache-dir --require-hashes -r requirements.txt \
     && useradd --system --uid 10001 --no-create-home sms
 COPY --chown=root:root app/ app/
 COPY --chown=root:root wsgi.py gunicorn.conf.py ./

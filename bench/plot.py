@@ -1,7 +1,7 @@
 """The throughput plot: SMS/s and p99 latency against concurrency, one column per latency.
 
-matplotlib (requirements-dev.txt) is imported only when plotting, so that the rest of the
-benchmark runs without it and the plot is skipped with the reason.
+matplotlib (requirements-bench.txt, which `make bench` installs) is imported only when plotting,
+so that the rest of the benchmark runs without it and the plot is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bench.measure import Level
 def plot_unavailable_reason() -> str | None:
     """Why the plot cannot be drawn here, or None."""
     if importlib.util.find_spec("matplotlib") is None:
-        return "matplotlib is not installed (it is in requirements-dev.txt)"
+        return "matplotlib is not installed (requirements-bench.txt; `make bench` installs it)"
     return None
 
 
