@@ -40,7 +40,17 @@ from app.worker import write_unreadable  # noqa: E402
 if env_file():
     load_dotenv(env_file(), override=False)  # the real environment wins over .env
 
-settings = Settings.from_environ(read_environment())
+
+def _drop_own_metrics_dir() -> None:
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)
+
+
+try:
+    settings = Settings.from_environ(read_environment())
+except ConfigError:
+    _drop_own_metrics_dir()  # a failed start leaves no folder behind
+    raise
 
 
 def _workers() -> int:
@@ -62,7 +72,11 @@ def _workers() -> int:
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "app.worker.SmsWorker"  # gevent: a send waiting on Vonage costs a greenlet
-workers = _workers()
+try:
+    workers = _workers()
+except ConfigError:
+    _drop_own_metrics_dir()
+    raise
 # Open connections per worker; past them a new one is answered 503 at once (app/worker.py).
 worker_connections = 10_000
 # Longer than a load balancer's idle timeout (often 60 s), so it never reuses a closed socket.
@@ -124,5 +138,4 @@ def child_exit(server, worker) -> None:
 
 
 def on_exit(server) -> None:
-    if _OWN_METRICS_DIR:
-        shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    _drop_own_metrics_dir()
