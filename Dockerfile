@@ -1,4 +1,6 @@
-FROM python:3.11-slim
+# The Python the tests run on (CI and `make test`); tests/test_dockerfile.py keeps them equal.
+ARG PYTHON_VERSION=3.11
+FROM python:${PYTHON_VERSION}-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -16,6 +18,11 @@ COPY --chown=root:root wsgi.py gunicorn.conf.py ./
 
 USER 10001
 EXPOSE 8000
+# On SIGTERM gunicorn stops taking connections and lets sends in flight finish for up to its
+# graceful timeout (2 x VONAGE_TIMEOUT + 10 = 30 s by default). Give the container longer
+# before it is killed: `docker stop -t 40`, compose `stop_grace_period: 40s`, Kubernetes
+# `terminationGracePeriodSeconds: 40` (compose.example.yaml sets it).
+STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8000'), timeout=2)"]
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]

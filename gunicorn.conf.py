@@ -18,8 +18,10 @@ if not WORKER_CLASS_CHOSEN:
 
     monkey.patch_all()
 
+import errno  # noqa: E402
 import glob  # noqa: E402
 import shutil  # noqa: E402
+import socket  # noqa: E402
 import tempfile  # noqa: E402
 
 # Before anything imports prometheus_client, which chooses its multiprocess mode on import:
@@ -38,7 +40,17 @@ from app.worker import write_unreadable  # noqa: E402
 if env_file():
     load_dotenv(env_file(), override=False)  # the real environment wins over .env
 
-settings = Settings.from_environ(read_environment())
+
+def _drop_own_metrics_dir() -> None:
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)
+
+
+try:
+    settings = Settings.from_environ(read_environment())
+except ConfigError:
+    _drop_own_metrics_dir()  # a failed start leaves no folder behind
+    raise
 
 
 def _workers() -> int:
@@ -60,7 +72,11 @@ def _workers() -> int:
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "app.worker.SmsWorker"  # gevent: a send waiting on Vonage costs a greenlet
-workers = _workers()
+try:
+    workers = _workers()
+except ConfigError:
+    _drop_own_metrics_dir()
+    raise
 # Open connections per worker; past them a new one is answered 503 at once (app/worker.py).
 worker_connections = 10_000
 # Longer than a load balancer's idle timeout (often 60 s), so it never reuses a closed socket.
@@ -88,9 +104,30 @@ def pre_request(worker, req) -> None:
 
 
 def on_starting(server) -> None:
-    """Start the metrics from zero: samples of an earlier run would be added in."""
+    """Refuse a busy port in one line; start the metrics from zero (samples of an earlier run
+    would be added in)."""
+    for address in server.cfg.address:
+        if isinstance(address, tuple) and _in_use(*address[:2]):
+            # gunicorn would log "Connection in use" five times, a second apart, then give up.
+            server.log.error(
+                "cannot start: port %s is already in use; set PORT to another port", address[1]
+            )
+            on_exit(server)
+            sys.exit(1)
     for stale in glob.glob(os.path.join(METRICS_DIR, "*.db")):
         os.remove(stale)
+
+
+def _in_use(host: str, port: int) -> bool:
+    """Tell whether another process listens on host:port (probed as gunicorn binds it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def child_exit(server, worker) -> None:
@@ -101,5 +138,4 @@ def child_exit(server, worker) -> None:
 
 
 def on_exit(server) -> None:
-    if _OWN_METRICS_DIR:
-        shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    _drop_own_metrics_dir()

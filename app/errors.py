@@ -24,6 +24,9 @@ HTTP_SLUGS = {
     429: "rate-limited",
     500: "internal-error",
 }
+# One title per status, whoever refuses: werkzeug's own would say "Not Found" where ours say
+# "Not found".
+NOT_FOUND_TITLE = "Not found"
 
 
 class ApiProblem(Exception):
@@ -103,7 +106,7 @@ def _http_problem(exc: HTTPException) -> Response:
     problem = ApiProblem(
         status,
         HTTP_SLUGS.get(status, "http-error"),
-        exc.name,
+        NOT_FOUND_TITLE if status == 404 else exc.name,
         exc.description or exc.name,
         headers={k: v for k, v in response.headers.items() if k.lower() == "allow"},
     )

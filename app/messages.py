@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g
 
 from .auth import require_api_key
-from .errors import ApiProblem
+from .errors import NOT_FOUND_TITLE, ApiProblem
 
 bp = Blueprint("messages", __name__)
 
@@ -17,7 +17,7 @@ def get_message(message_uuid: str):
     # Another key's message is "not found" too (never 403), so existence does not leak.
     if record is None or record.get("api_key") != g.api_key_name:
         raise ApiProblem(
-            404, "not-found", "Not found", "No message with this id was sent with your key."
+            404, "not-found", NOT_FOUND_TITLE, "No message with this id was sent with your key."
         )
     g.message_uuid = message_uuid
     return record  # api_key is the key's name, never its secret

@@ -22,6 +22,14 @@ _E164_SENDER = re.compile(r"\+?[1-9][0-9]{6,14}")
 _ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9 ]{1,11}")
 _DURATION = re.compile(r"([0-9]{1,9})([smhd]?)")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The example values of .env.example: public, so a copied file must not start (a test keeps
+# this tuple and the file in step).
+PLACEHOLDERS = (
+    "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
+    "replace-with-a-long-random-secret-1",
+    "replace-with-a-long-random-secret-2",
+    "replace-with-the-signature-secret",
+)
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -153,6 +161,8 @@ class _Reader:
             uuid.UUID(value)
         except ValueError:
             self.problems.append(f"{name} must be the application's UUID")
+        if value in PLACEHOLDERS:
+            self.problems.append(f"{name} is the placeholder of .env.example")
         return value
 
     def private_key(self) -> RSAPrivateKey | None:
@@ -230,6 +240,8 @@ class _Reader:
                 self.problems.append(
                     f"{where}: the secret must be at least {MIN_SECRET_LENGTH} characters"
                 )
+            elif secret in PLACEHOLDERS:
+                self.problems.append(f"{where} holds a placeholder secret of .env.example")
             elif secret in positions:
                 self.problems.append(f"{where} reuses the secret of entry {positions[secret]}")
             else:
@@ -277,7 +289,11 @@ class _Reader:
 
     def secrets(self, name: str) -> tuple[str, ...]:
         """Several comma-separated secrets, so a new one can be added before the old goes."""
-        return tuple(s.strip() for s in self._get(name).split(",") if s.strip())
+        values = tuple(s.strip() for s in self._get(name).split(",") if s.strip())
+        for position, value in enumerate(values, start=1):
+            if value in PLACEHOLDERS:
+                self.problems.append(f"{name} entry {position} is a placeholder of .env.example")
+        return values
 
     def optional_secret(self, name: str) -> str | None:
         value = self._get(name)

@@ -23,7 +23,7 @@ from .errors import ApiProblem
 from .metrics import VONAGE_DURATION, VONAGE_OUTCOMES, VONAGE_RETRIES
 from .settings import Settings
 from .validation import SmsRequest
-from .vonage_client import OutcomeUnknown, VonageTransport
+from .vonage_client import AnswerTimedOut, OutcomeUnknown, VonageTransport
 
 logger = logging.getLogger("sms_service")
 
@@ -111,8 +111,10 @@ class SmsGateway:
         """POST the SMS through our transport and read the answer's status ourselves."""
         try:
             response = self.transport.post(body)
-        except (requests.ReadTimeout, OutcomeUnknown):
+        except (requests.ReadTimeout, AnswerTimedOut):
             raise _timeout(self.settings.vonage_timeout_s) from None
+        except OutcomeUnknown:
+            raise _connection_lost() from None
         except requests.ConnectionError:  # the transport lets through only what sent nothing
             raise _Retryable("no-connection", None) from None
         except requests.RequestException as exc:
@@ -222,6 +224,16 @@ def _timeout(timeout_s: int) -> ApiProblem:
         "upstream-timeout",
         "SMS provider timeout",
         f"Vonage did not answer within {timeout_s} s after receiving the request: "
+        "the SMS may or may not have been sent.",
+    )
+
+
+def _connection_lost() -> ApiProblem:
+    return ApiProblem(
+        504,
+        "upstream-timeout",
+        "SMS provider timeout",
+        "The connection to Vonage closed after the request was sent, before an answer: "
         "the SMS may or may not have been sent.",
     )
 

@@ -23,6 +23,7 @@ from urllib3.exceptions import (
     MaxRetryError,
     NewConnectionError,
     ProxyError,
+    ReadTimeoutError,
 )
 from urllib3.util.retry import Retry
 
@@ -37,6 +38,10 @@ USER_AGENT = (
 
 class OutcomeUnknown(requests.RequestException):
     """The connection broke after the request was sent: Vonage may have accepted it."""
+
+
+class AnswerTimedOut(OutcomeUnknown):
+    """The request was sent and no answer came within the read timeout."""
 
 
 class ConnectFailed(NewConnectionError):
@@ -91,6 +96,8 @@ class SingleSendAdapter(HTTPAdapter):
         ) as exc:
             if never_left(exc):
                 raise
+            if timed_out(exc):
+                raise AnswerTimedOut("no answer within the timeout") from exc
             raise OutcomeUnknown("connection lost after the request was sent") from exc
         return response
 
@@ -104,6 +111,14 @@ def never_left(exc: requests.RequestException) -> bool:
     if isinstance(reason, ProxyError):  # the proxy itself could not be reached
         reason = reason.original_error
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
+def timed_out(exc: requests.RequestException) -> bool:
+    """Tell whether the answer did not come in time (rather than the connection closing):
+    requests reports a timeout while reading the body as a ConnectionError around it."""
+    return isinstance(exc, requests.ReadTimeout) or any(
+        isinstance(arg, ReadTimeoutError) for arg in exc.args
+    )
 
 
 class VonageTransport:

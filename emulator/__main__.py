@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -38,7 +39,17 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     signer = Signer(config.signature_secret, config.api_key, config.application_id)
     sender = WebhookSender(signer, store)
     services = Services(config, verifier, store, sender, stopping=threading.Event())
-    server = EmulatorServer(services, server_context(paths))
+    try:
+        server = EmulatorServer(services, server_context(paths))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        log.error(
+            "cannot start: port %s is already in use; set EMULATOR_PORT or --port to another"
+            " port (0 picks a free one)",
+            config.port,
+        )
+        return 2
     sender.start()
     threading.Thread(target=server.serve_forever, args=(0.2,), daemon=True).start()
     if (config.status_webhook_url or config.inbound_webhook_url) and not config.signature_secret:

@@ -19,7 +19,7 @@ from tests.openapi_conformance import check_problem, check_response
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "vonage"
 VONAGE_SMS_URL = "https://api.nexmo.com/v1/messages"
-APPLICATION_ID = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
+APPLICATION_ID = "5f0c3d2e-8a41-4b7e-9c16-2d7e4b9a0f31"
 SECRET_A = "a-secret-of-at-least-24-characters"
 SECRET_B = "b-secret-of-at-least-24-characters"
 AUTH = {"X-API-Key": SECRET_A}

@@ -1,11 +1,16 @@
 """The image (no Docker engine here to build it; hadolint lints it in `make test`): non-root,
 dependencies before code, a health check, gunicorn as the command, no secret let in."""
 
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LINES = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+LINES = [
+    line.strip()
+    for line in (ROOT / "Dockerfile").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+]
 IGNORED = set((ROOT / ".dockerignore").read_text().split())
 
 
@@ -14,8 +19,27 @@ def index_of(prefix: str) -> int:
 
 
 def test_base_image_is_the_python_the_tests_run_on_and_the_command_is_gunicorn():
-    assert LINES[0] == f"FROM python:{sys.version_info.major}.{sys.version_info.minor}-slim"
+    """One PYTHON_VERSION build argument, by default the Python running these tests."""
+    assert LINES[0] == f"ARG PYTHON_VERSION={sys.version_info.major}.{sys.version_info.minor}"
+    assert LINES[1] == "FROM python:${PYTHON_VERSION}-slim"
     assert LINES[-1] == 'CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]'
+
+
+def test_the_build_argument_is_documented():
+    readme = (ROOT / "README.md").read_text()
+    assert "--build-arg PYTHON_VERSION=" in readme
+
+
+def test_stop_grace_period_is_longer_than_gunicorns_graceful_timeout():
+    """gunicorn lets sends finish for graceful_timeout (2 x VONAGE_TIMEOUT + 10 s) after
+    SIGTERM; the documented grace period before the kill is longer."""
+    from app.settings import Settings
+
+    graceful = Settings.request_deadline_s.fget(Settings.__new__(Settings))  # defaults
+    assert "STOPSIGNAL SIGTERM" in LINES
+    comment = (ROOT / "Dockerfile").read_text()
+    documented = {int(n) for n in re.findall(r"stop_grace_period: (\d+)s", comment)}
+    assert documented and min(documented) > graceful
 
 
 def test_dependencies_are_installed_before_the_code_is_copied():
@@ -40,5 +64,6 @@ def test_health_check_asks_health():
 
 def test_no_secret_goes_in():
     assert {".env", "*.pem", "*.key", ".git", ".venv", ".demo"} <= IGNORED
-    assert not any(line.startswith(("ENV VONAGE", "ENV API_KEYS", "ARG")) for line in LINES)
+    assert not any(line.startswith(("ENV VONAGE", "ENV API_KEYS")) for line in LINES)
+    assert [line for line in LINES if line.startswith("ARG")] == [LINES[0]]
     assert "COPY . ." not in LINES

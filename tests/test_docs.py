@@ -1,5 +1,6 @@
 """Every variable the service reads is documented in .env.example and in the README."""
 
+import json
 import re
 from pathlib import Path
 
@@ -53,3 +54,19 @@ def test_the_demos_stop_example_opts_out_no_number_the_readme_sends_to():
     readme_recipients = set(re.findall(r'"to": "\+(\d+)"', (ROOT / "README.md").read_text()))
     assert readme_recipients
     assert not stopped & readme_recipients
+
+
+def test_the_readmes_400_example_is_the_answer_to_its_request(client):
+    """The README's problem example is what its `400 validation-error` line gets, field by
+    field and in the same order (the request id aside)."""
+    from tests.conftest import AUTH
+
+    readme = (ROOT / "README.md").read_text()
+    errors = readme[readme.index("Every error is `application/problem+json`") :]
+    example = json.loads(errors[errors.index("```json") + 7 : errors.index("```\n")])
+    request = re.search(r"send -d '(.*?)' +# 400 validation-error: (.*)", readme)
+    answer = client.post("/send-sms", json=json.loads(request[1]), headers=AUTH).json
+
+    example["request_id"] = answer["request_id"]
+    assert list(answer.items()) == list(example.items())
+    assert request[2] == ", ".join(error["field"] for error in answer["errors"])

@@ -96,3 +96,17 @@ def test_a_bad_environment_stops_the_boot(environment):
     environment.pop("API_KEYS")
     with pytest.raises(AssertionError, match=r"ConfigError.*API_KEYS"):
         load(environment)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"API_KEYS": ""}, {"WEB_CONCURRENCY": "2"}],  # the settings, then the workers, refused
+)
+def test_a_refused_start_leaves_no_metrics_folder(environment, tmp_path, change):
+    """The folder made for this run's metrics goes when the configuration stops the boot."""
+    environment.pop("PROMETHEUS_MULTIPROC_DIR")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    with pytest.raises(AssertionError, match="ConfigError"):
+        load({**environment, **change, "TMPDIR": str(temporary)})
+    assert list(temporary.iterdir()) == []

@@ -68,6 +68,15 @@ def test_another_key_gets_404_never_403(client, accept):
     assert response.json["detail"] == unknown.json["detail"]  # indistinguishable
 
 
+def test_every_404_has_one_title(client):
+    """An unknown message and an unknown route are both "Not found", not "Not Found" too."""
+    unknown_message = client.get("/messages/00000000-0000-4000-8000-000000000000", headers=AUTH)
+    unknown_route = client.get("/no-such-route", headers=AUTH)
+
+    assert unknown_message.status_code == unknown_route.status_code == 404
+    assert unknown_message.json["title"] == unknown_route.json["title"] == "Not found"
+
+
 def test_message_lookup_needs_a_key(client):
     assert client.get(f"/messages/{UUID}").status_code == 401
 

@@ -1,6 +1,8 @@
 """Security headers on every answer, request ids, and logs with no secret, text or number."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -8,6 +10,7 @@ import requests
 from app.security import SECURITY_HEADERS
 from tests.conftest import AUTH, SECRET_A, SECRET_B, UUID, VALID_BODY, VONAGE_SMS_URL
 
+ROOT = Path(__file__).resolve().parents[1]
 SECRET_TEXT = "Your one-time code is 834201, keep it private"
 ARABIC_INDIC_NUMBER = "".join(chr(0x0660 + int(digit)) for digit in "4155550190")
 
@@ -138,6 +141,19 @@ def test_request_log_line_has_the_fields(client, accept, capsys):
     assert (line["api_key"], line["to"], line["segments"]) == ("alpha", "+1********00", 1)
     assert line["message_uuid"] == UUID
     assert line["duration_ms"] >= 0
+
+
+def test_the_readme_names_the_fields_of_the_request_log(client, accept, capsys):
+    """The README lists exactly the fields a request's log line can carry (`path`, not
+    `route`)."""
+    readme = (ROOT / "README.md").read_text()
+    bullet = readme[readme.index("- Logs: one JSON line per request") :].split("\n- ")[0]
+    documented = set(re.findall(r"`([a-z_]+)`", bullet)) - {"request"}  # the event's value
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    client.post("/send-sms", json=VALID_BODY, headers={**AUTH, "traceparent": traceparent})
+    client.post("/send-sms", json={}, headers=AUTH)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()[-2:]]
+    assert documented == set(lines[0]) | set(lines[1])
 
 
 def test_error_slug_is_logged(client, capsys):

@@ -1,10 +1,15 @@
 """Configuration is checked at start-up and every problem is named in one error."""
 
+import re
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from app.settings import ConfigError, Settings
+from app.settings import PLACEHOLDERS, ConfigError, Settings
 from tests.conftest import APPLICATION_ID, SECRET_A, generate_private_key_pem
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_missing_variables_are_all_named_in_one_error():
@@ -186,3 +191,42 @@ def test_allowed_senders_and_region_are_read(test_env):
 def test_application_id_must_be_a_uuid(test_env):
     settings = Settings.from_environ({**test_env, "VONAGE_APPLICATION_ID": APPLICATION_ID})
     assert settings.vonage_application_id == APPLICATION_ID
+
+
+def example_values() -> dict[str, str]:
+    """Every non-empty NAME=value of .env.example, the commented-out examples included."""
+    text = (ROOT / ".env.example").read_text()
+    return dict(re.findall(r"^#? ?([A-Z_]+)=(.+)$", text, flags=re.MULTILINE))
+
+
+def test_every_placeholder_of_env_example_is_known():
+    """The example id and secrets of .env.example are all in PLACEHOLDERS, so they stay in step."""
+    values = example_values()
+    found = {values["VONAGE_APPLICATION_ID"], values["VONAGE_SIGNATURE_SECRET"]}
+    found |= {pair.partition(":")[2] for pair in values["API_KEYS"].split(",")}
+    found |= set(re.findall(r"replace-with-[a-z0-9-]+", (ROOT / ".env.example").read_text()))
+    assert found == set(PLACEHOLDERS)
+
+
+def test_env_example_copied_unchanged_is_refused_naming_each_placeholder(test_env):
+    """.env.example copied as it is (with a real key) does not start; the error names where
+    each placeholder is, never the placeholder itself."""
+    values = example_values()
+    environ = {
+        **test_env,
+        "VONAGE_APPLICATION_ID": values["VONAGE_APPLICATION_ID"],
+        "API_KEYS": values["API_KEYS"],
+        "VONAGE_SIGNATURE_SECRET": values["VONAGE_SIGNATURE_SECRET"],
+    }
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_environ(environ)
+
+    message = str(raised.value)
+    for where in (
+        "VONAGE_APPLICATION_ID is the placeholder",
+        "API_KEYS entry 1 holds a placeholder",
+        "API_KEYS entry 2 holds a placeholder",
+        "VONAGE_SIGNATURE_SECRET entry 1 is a placeholder",
+    ):
+        assert where in message
+    assert not any(placeholder in message for placeholder in PLACEHOLDERS)

@@ -160,6 +160,9 @@ def test_a_connection_lost_after_the_request_is_sent_once(
 
     assert response.status_code == 504
     assert response.json["type"].endswith("/upstream-timeout")
+    # It says what happened: the connection closed, not that a timeout passed.
+    assert "connection to Vonage closed" in response.json["detail"]
+    assert "within" not in response.json["detail"]
     time.sleep(0.2)  # would any re-send arrive late?
     assert len(server.requests) == 1
 
@@ -175,6 +178,7 @@ def test_hung_upstream_times_out_and_is_sent_once(raw_server, make_app, settings
     release.set()
 
     assert response.status_code == 504
+    assert "did not answer within 1 s" in response.json["detail"]
     assert 1 <= elapsed < 3
     assert len(server.requests) == 1
 
@@ -189,6 +193,7 @@ def test_answer_lost_in_the_body_is_sent_once(raw_server, make_app, settings):
     release.set()
 
     assert response.status_code == 504
+    assert "did not answer within 1 s" in response.json["detail"]  # the body stalled
     assert len(server.requests) == 1
 
 

@@ -12,12 +12,20 @@ import signal
 import sys
 import time
 
-from tools.stack import ROOT, ensure_credentials, wired_stack
+from tools.stack import ROOT, ensure_credentials, port_in_use, wired_stack
 
 
 def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
     emulator_port = int(os.environ.get("EMULATOR_PORT", "8443"))
+    for variable, value in (("PORT", port), ("EMULATOR_PORT", emulator_port)):
+        if value and port_in_use(value):
+            print(
+                f"cannot start: port {value} is already in use; set {variable} to another"
+                f" port, e.g. make demo {variable}={value + 1}",
+                file=sys.stderr,
+            )
+            return 1
     credentials = ensure_credentials(ROOT / ".demo")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

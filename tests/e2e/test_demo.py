@@ -5,6 +5,7 @@ import json
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,3 +69,27 @@ def _read_until(process, marker: str, timeout_s: float = 30) -> str:
 def test_demo_runs_and_a_second_run_works_too():
     run_demo_once()
     run_demo_once()
+
+
+@pytest.mark.parametrize("variable", ["PORT", "EMULATOR_PORT"])
+def test_a_busy_port_is_one_line_naming_the_port_and_its_variable(variable):
+    """`make demo` with a port taken says so in one line, before starting anything."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = {"PORT": str(free_port()), "EMULATOR_PORT": str(free_port()), variable: str(port)}
+        result = subprocess.run(
+            [sys.executable, "-m", "tools.demo"],
+            cwd=ROOT,
+            env={"PATH": "/usr/bin:/bin", **ports},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"cannot start: port {port} is already in use; set {variable} to another port,"
+        f" e.g. make demo {variable}={port + 1}"
+    ]

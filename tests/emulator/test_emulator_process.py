@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -98,3 +99,22 @@ def test_key_file_that_is_not_an_rsa_key_exits_2(tmp_path, certs):
     )  # fmt: skip
     assert result.returncode == 2
     assert "RSA" in result.stderr
+
+
+def test_a_busy_port_is_one_line_naming_the_port_and_how_to_change_it(key_file, certs):
+    """Another process on the port: exit code 2 and one line, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "emulator", "--host", "127.0.0.1", "--port", str(port),
+             "--certs", str(certs), "--application-id", "a", "--public-key", str(key_file)],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "cannot start" in line]
+    assert len(errors) == 1
+    assert f"port {port} is already in use" in errors[0]
+    assert "EMULATOR_PORT" in errors[0] and "--port" in errors[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""
