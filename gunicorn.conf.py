@@ -18,10 +18,8 @@ if not WORKER_CLASS_CHOSEN:
 
     monkey.patch_all()
 
-import errno  # noqa: E402
 import glob  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import tempfile  # noqa: E402
 
 # Before anything imports prometheus_client, which chooses its multiprocess mode on import:
@@ -35,7 +33,7 @@ from dotenv import load_dotenv  # noqa: E402
 from gunicorn import util as gunicorn_util  # noqa: E402
 
 from app.settings import ConfigError, Settings, env_file, read_environment  # noqa: E402
-from app.worker import write_unreadable  # noqa: E402
+from app.worker import port_in_use, write_unreadable  # noqa: E402
 
 if env_file():
     load_dotenv(env_file(), override=False)  # the real environment wins over .env
@@ -107,7 +105,7 @@ def on_starting(server) -> None:
     """Refuse a busy port in one line; start the metrics from zero (samples of an earlier run
     would be added in)."""
     for address in server.cfg.address:
-        if isinstance(address, tuple) and _in_use(*address[:2]):
+        if isinstance(address, tuple) and port_in_use(*address[:2]):
             # gunicorn would log "Connection in use" five times, a second apart, then give up.
             server.log.error(
                 "cannot start: port %s is already in use; set PORT to another port", address[1]
@@ -116,18 +114,6 @@ def on_starting(server) -> None:
             sys.exit(1)
     for stale in glob.glob(os.path.join(METRICS_DIR, "*.db")):
         os.remove(stale)
-
-
-def _in_use(host: str, port: int) -> bool:
-    """Tell whether another process listens on host:port (probed as gunicorn binds it)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
 
 
 def child_exit(server, worker) -> None:

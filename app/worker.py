@@ -19,6 +19,7 @@ on its first line, so this module may assume a patched `socket`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import resource
 import socket
@@ -289,3 +290,16 @@ def _raise_descriptor_limit(wanted: int, log) -> int:
         "open-file limit %s allows %s connections, not worker_connections=%s", soft, fitting, wanted
     )
     return fitting
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Tell whether another process listens on host:port (probed as gunicorn binds it), so
+    that a busy port is one line at start-up (gunicorn.conf.py, make demo)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False

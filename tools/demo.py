@@ -12,14 +12,15 @@ import signal
 import sys
 import time
 
-from tools.stack import ROOT, ensure_credentials, port_in_use, wired_stack
+from app.worker import port_in_use
+from tools.stack import ROOT, ensure_credentials, wired_stack
 
 
 def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
     emulator_port = int(os.environ.get("EMULATOR_PORT", "8443"))
     for variable, value in (("PORT", port), ("EMULATOR_PORT", emulator_port)):
-        if value and port_in_use(value):
+        if value and port_in_use("0.0.0.0", value):  # noqa: S104 - a probe, closed at once
             print(
                 f"cannot start: port {value} is already in use; set {variable} to another"
                 f" port, e.g. make demo {variable}={value + 1}",

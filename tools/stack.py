@@ -115,17 +115,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def port_in_use(port: int) -> bool:
-    """Tell whether something listens on this port (of any address) already."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("0.0.0.0", port))  # noqa: S104 - a probe, closed at once
-        except OSError:
-            return True
-    return False
-
-
 def start_emulator(
     credentials: Credentials, port: int = 0, env: Mapping[str, str] | None = None
 ) -> Process:
