@@ -47,7 +47,7 @@ def machine() -> dict[str, str]:
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         ),
-        platform.processor() or "unknown",
+        platform.machine() or "unknown",  # (platform.processor() runs `uname -p`)
     )
     wrk = "absent"
     if shutil.which("wrk"):

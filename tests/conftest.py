@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,27 @@ AUTH = {"X-API-Key": SECRET_A}
 AUTH_B = {"X-API-Key": SECRET_B}
 VALID_BODY = {"to": "+14155550100", "text": "Hello from the tests"}
 UUID = "d8f86df1-dec6-442f-870a-2241be27d721"
+PROCESS_FIXTURES = {"redis_server"}  # fixtures that start a real process
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses a process-starting fixture is `slow`, whatever its module says."""
+    for item in items:
+        if PROCESS_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outside_slow(request, monkeypatch) -> None:
+    """Keep `-m "not slow"` in one process: a test that starts one must be marked `slow`."""
+    if request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} starts a process: mark it slow")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    monkeypatch.setattr(os, "fork", refuse)
 
 
 def generate_private_key_pem(fmt=serialization.PrivateFormat.PKCS8) -> str:

@@ -45,7 +45,7 @@ class Harness:
         return self.strategy.get_window_stats(item, scope, key).remaining
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.slow)])
 def make(request):
     """Build an admission of each kind with these limits (flask-limiter syntax)."""
     closing = []

@@ -328,6 +328,7 @@ def test_without_matplotlib_the_report_is_written_and_the_plot_skipped(
 ):
     """results.md and results.json are written; the PNG is skipped with a message."""
     monkeypatch.setattr("bench.plot.plot_unavailable_reason", lambda: "matplotlib is not there")
+    monkeypatch.setattr(report, "machine", lambda: {"CPU": "test", "wrk": "absent"})  # runs wrk
     results = report.Run(
         levels=LEVELS,
         command="python -m bench.run",
@@ -356,6 +357,7 @@ def test_the_plot_is_drawn_for_levels_at_several_latencies(tmp_path):
     assert (tmp_path / "throughput.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow  # imports them in a child Python
 def test_the_benchmark_modules_do_not_import_matplotlib_until_they_plot():
     """Importing the benchmark must not need matplotlib (a development dependency)."""
     code = "import sys, bench.run; assert 'matplotlib' not in sys.modules"
@@ -385,3 +387,26 @@ def test_a_quiet_emulator_is_not_enough_while_the_target_still_works(monkeypatch
 
     assert stats == {"requests": 5, "accepted": 5}
     assert len(readings) >= 6  # at least 0.2 s of idle readings after the busy ones
+
+
+def test_send_cpu_stub_answers_in_process():
+    """--stub sends through the gateway's own adapter: no socket (this suite's network is
+    closed, so a send that left the process would fail)."""
+    from bench import send_cpu
+
+    (per_send_ms,) = send_cpu.measure(sends=3, rounds=1, warmup=1, stub=True)
+    assert per_send_ms > 0
+
+
+def test_memory_reports_each_share_per_send(capsys):
+    from bench import memory
+
+    assert memory.main(["--sends", "30"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0].strip() for line in lines] == [
+        "plain send",
+        "with Idempotency-Key",
+        "message record",
+        "rate-limit windows",
+    ]
+    assert f"({2 * (memory.WARMUP + 30)})" in lines[2]  # every send kept a record of its own

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test loads the file in a child Python
 ROOT = Path(__file__).resolve().parents[1]
 SHOWN = ("workers", "worker_class", "worker_connections", "bind", "timeout", "keepalive")
 # Warnings are errors in the child: a MonkeyPatchWarning (ssl imported before gevent patched

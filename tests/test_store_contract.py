@@ -22,7 +22,7 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.slow)])
 def make_store(request):
     """Build a store of each kind with a retention, a size bound and a clock."""
     if request.param == "redis":

@@ -315,6 +315,7 @@ print(json.dumps({"uuids": [job.value for job in jobs], "elapsed": time.monotoni
 """
 
 
+@pytest.mark.slow  # gevent patches a child Python, not this one
 def test_sends_run_side_by_side_under_gevent(raw_server, test_env):
     """Monkey-patched, 20 greenlets each wait 0.3 s for Vonage at the same time: nothing in
     the transport blocks the loop or keeps per-thread state."""
