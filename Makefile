@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: run demo test lint clean bench soak lock
+.PHONY: run demo test lint clean bench soak lock help
 
 $(BIN)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ run: $(BIN)/.runtime  ## run the service for real with your .env
 demo: $(BIN)/.runtime  ## the service against a local Vonage emulator; Ctrl-C stops it
 	$(BIN)/python -m tools.demo
 
-lint: $(BIN)/.dev
+lint: $(BIN)/.dev  ## ruff, ruff format --check, hadolint and deptry
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint --failure-threshold info Dockerfile
@@ -48,5 +48,9 @@ lock: $(BIN)/.dev  ## re-lock requirements*.txt from the *.in files (pip-tools, 
 	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
 	$(PIP_COMPILE) -o requirements-bench.txt requirements-bench.in
 
-clean:
+clean:  ## remove .venv and .demo
 	rm -rf $(VENV) .demo
+
+# Not the default goal: `make` alone builds the service's virtualenv (the first rule above).
+help:  ## list the targets and what each does
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z-]*:.*## / { printf "  make %-6s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)

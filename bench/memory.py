@@ -1,4 +1,4 @@
-"""Memory per send in the embedded (in-process) mode: what the README's figure comes from.
+"""Memory per send in the embedded (in-process) mode: where docs/operations.md's figure comes from.
 
 Builds the app with its memory store, answers Vonage in-process (a new message UUID each
 time, so every send keeps a record) and sends through the test client to distinct numbers.

@@ -2,7 +2,7 @@
 
 Runs the service (VONAGE_TIMEOUT=1) against the emulator (hangs last 3 s) at concurrency 16
 for a bounded time, sampling the process tree's RSS, then checks the service never crashed,
-answered each request as the README prescribes, sent one message per 200 and re-sent
+answered each request as docs/api.md prescribes, sent one message per 200 and re-sent
 nothing. Writes docs/benchmarks/soak.md; exits 1 when a check fails.
 """
 

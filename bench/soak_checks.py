@@ -33,7 +33,7 @@ def alive(master_running: bool, workers_before: list[int], workers_after: list[i
 
 
 def statuses(answers: Sequence[Answer]) -> Check:
-    """Every answer has the status and problem type the README's table prescribes."""
+    """Every answer has the status and problem type docs/api.md's error table prescribes."""
     wrong = Counter(
         (a.kind.name, a.status, a.slug) for a in answers if not a.as_prescribed
     )  # fmt: skip

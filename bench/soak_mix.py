@@ -1,4 +1,4 @@
-"""The soak's traffic: a weighted mix of recipients, each with the answer the README prescribes.
+"""The soak's traffic: a weighted mix of recipients, each with the answer docs/api.md prescribes.
 
 The emulator has no random-fault mode, so the load generator picks each request's
 recipient from the emulator's magic numbers; the expected status is then known per request.

@@ -26,8 +26,8 @@ def test_base_image_is_the_python_the_tests_run_on_and_the_command_is_gunicorn()
 
 
 def test_the_build_argument_is_documented():
-    readme = (ROOT / "README.md").read_text()
-    assert "--build-arg PYTHON_VERSION=" in readme
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert "--build-arg PYTHON_VERSION=" in operations
 
 
 def test_stop_grace_period_is_longer_than_gunicorns_graceful_timeout():

@@ -143,11 +143,11 @@ def test_request_log_line_has_the_fields(client, accept, capsys):
     assert line["duration_ms"] >= 0
 
 
-def test_the_readme_names_the_fields_of_the_request_log(client, accept, capsys):
-    """The README lists exactly the fields a request's log line can carry (`path`, not
-    `route`)."""
-    readme = (ROOT / "README.md").read_text()
-    bullet = readme[readme.index("- Logs: one JSON line per request") :].split("\n- ")[0]
+def test_the_operations_guide_names_the_fields_of_the_request_log(client, accept, capsys):
+    """docs/operations.md's security notes list exactly the fields a request's log line can
+    carry (`path`, not `route`)."""
+    notes = (ROOT / "docs" / "operations.md").read_text()
+    bullet = notes[notes.index("- Logs: one JSON line per request") :].split("\n- ")[0]
     documented = set(re.findall(r"`([a-z_]+)`", bullet)) - {"request"}  # the event's value
     traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     client.post("/send-sms", json=VALID_BODY, headers={**AUTH, "traceparent": traceparent})

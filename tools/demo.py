@@ -45,8 +45,8 @@ def main() -> int:
     return 0
 
 
-# The number the banner's STOP example opts out: never one the README sends to, or the
-# README's first example would answer 422 after a newcomer followed the banner.
+# The number the banner's STOP example opts out: never one the docs send to, or the
+# README's first send would answer 422 after a newcomer followed the banner.
 STOP_EXAMPLE = "+14155550199"
 
 
@@ -70,7 +70,7 @@ See what the "phone" received, then the delivery receipt (use the message_uuid y
   curl -s --cacert {relative_ca} {emulator_url}/_emulator/messages
   curl -s {service_url}/messages/MESSAGE_UUID -H 'X-API-Key: {credentials.api_key}'
 
-A phone replies STOP (+14155550199 here, a number the README's examples do not use); a send
+A phone replies STOP (+14155550199 here, a number the docs' examples do not use); a send
 to it is then refused (422 recipient-opted-out), until it replies START:
 
   curl -s --cacert {relative_ca} {emulator_url}/_emulator/inbound \
@@ -79,7 +79,7 @@ to it is then refused (422 recipient-opted-out), until it replies START:
     -H 'X-API-Key: {credentials.api_key}' -H 'Content-Type: application/json' \
     -d '{{"to": "{STOP_EXAMPLE}", "text": "Still there?"}}'
 
-Magic numbers (e.g. +442079460903: low balance) trigger Vonage's failures: see the README.
+Magic numbers (e.g. +442079460903: low balance) trigger Vonage's failures: see docs/emulator.md.
 Service log follows; Ctrl-C stops both.
 """
 
