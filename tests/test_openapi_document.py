@@ -10,7 +10,7 @@ import pytest
 from openapi_spec_validator import validate
 from werkzeug.exceptions import HTTPException
 
-from app.errors import HTTP_SLUGS
+from app.web.problems import HTTP_SLUGS
 from tests.conftest import AUTH, UUID, VALID_BODY
 from tests.openapi_conformance import (
     DOCUMENT_PATH,
@@ -105,7 +105,7 @@ def test_operation_ids_are_unique_and_every_operation_has_a_default_problem():
 
 def test_every_problem_slug_the_app_raises_is_listed():
     raised = set(HTTP_SLUGS.values()) | {"http-error"}
-    for module in APP_DIR.glob("*.py"):
+    for module in APP_DIR.rglob("*.py"):
         for found in _RAISED_SLUG.findall(module.read_text(encoding="utf-8")):
             raised |= {slug for slug in found if slug}
     listed = load_document()["components"]["schemas"]["Problem"]["properties"]["type"]

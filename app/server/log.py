@@ -3,8 +3,8 @@
 gunicorn passes exceptions as arguments of its messages ("Ignored premature client
 disconnection. %s"), and their text quotes the raw request: a header with its secret, a
 request line or a chunk size with a phone number. Such an argument is logged by its class
-only. The worker (app/worker.py) replaces gunicorn's handle_error, which writes that text into
-the message itself.
+only. The worker (app/server/worker.py) replaces gunicorn's handle_error, which writes that
+text into the message itself.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 
 from gunicorn import glogging
 
-from .request_log import JsonFormatter, StdoutHandler
+from ..web.request_log import JsonFormatter, StdoutHandler
 
 
 class ServerLog(glogging.Logger):

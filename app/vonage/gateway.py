@@ -19,11 +19,11 @@ import requests
 from flask import Flask, current_app
 from vonage_messages import Sms, SmsOptions
 
-from .errors import ApiProblem
-from .metrics import VONAGE_DURATION, VONAGE_OUTCOMES, VONAGE_RETRIES
-from .settings import Settings
-from .validation import SmsRequest
-from .vonage_client import AnswerTimedOut, OutcomeUnknown, VonageTransport
+from ..domain.sms_request import SmsRequest
+from ..metrics import VONAGE_DURATION, VONAGE_OUTCOMES, VONAGE_RETRIES
+from ..settings import Settings
+from ..web.problems import ApiProblem
+from .transport import AnswerTimedOut, OutcomeUnknown, VonageTransport
 
 logger = logging.getLogger("sms_service")
 

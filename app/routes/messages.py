@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g
 
-from .auth import require_api_key
-from .errors import NOT_FOUND_TITLE, ApiProblem
+from ..web.api_keys import require_api_key
+from ..web.problems import NOT_FOUND_TITLE, ApiProblem
 
 bp = Blueprint("messages", __name__)
 

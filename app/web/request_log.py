@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, g, request
 
-from .metrics import method_label, observe_request
+from ..metrics import method_label, observe_request
 
 logger = logging.getLogger("sms_service")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")

@@ -2,12 +2,12 @@
 
 flask-limiter owns the storage (process memory, or Redis when configured) and the
 moving-window strategy. POST /send-sms counts its limits in its admission step
-(admission.py), at their places in the request: the failed-key brake, the key's limit
+(app/store/admission.py), at their places in the request: the failed-key brake, the key's limit
 before validation, the recipient's after it. The other credentials (the other routes'
 API keys, the metrics token, webhook signatures) go through the brake in the same
 admission step, stopped after it. When Redis is out of reach, the limits fail closed (503).
 
-In process memory the counters live in BoundedMemoryStorage (limit_storage.py): idle keys
+In process memory the counters live in BoundedMemoryStorage (app/store/limit_storage.py): idle keys
 go, and at most MAX_LIMIT_KEYS are kept. A client address is always an IP address
 (client_ip), so a header cannot make a key of any other string.
 """
@@ -24,10 +24,10 @@ from flask_limiter.util import get_remote_address
 from limits import parse_many
 from limits.strategies import RateLimiter
 
-from .admission import FAILED_AUTH, Admission, LimitItems, Ticket, Window
-from .errors import ApiProblem
-from .limit_storage import BoundedMemoryStorage
-from .metrics import RATE_LIMITED
+from ..metrics import RATE_LIMITED
+from ..store.admission import FAILED_AUTH, Admission, LimitItems, Ticket, Window
+from ..store.limit_storage import BoundedMemoryStorage
+from .problems import ApiProblem
 
 MAX_LIMIT_KEYS = 100_000  # counters kept in process memory; the least recently counted go first
 
@@ -97,8 +97,8 @@ def admit_credential(name: str | None) -> None:
 
     Raise 429 while the address is braked, whether the credential is right or wrong, so that
     a guess cannot be confirmed; only a credential that succeeded from this address lately
-    still passes (admission.py). Return for a right one and for a wrong one not braked: the
-    caller answers the wrong one (401)."""
+    still passes (app/store/admission.py). Return for a right one and for a wrong one not
+    braked: the caller answers the wrong one (401)."""
     verdict = admission().admit(Ticket(client_ip(), name, stop_after="api-key"))
     if verdict.refused_by == "failed-auth":
         raise too_many(verdict.window, FAILED_AUTH, "rate-limited")

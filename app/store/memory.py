@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from .errors import ApiProblem
-from .records import Record, apply_status, merge_sent
+from ..domain.records import Record, apply_status, merge_sent
+from ..web.problems import ApiProblem
 
 
 class StorageUnavailable(ApiProblem):

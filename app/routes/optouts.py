@@ -1,7 +1,7 @@
 """Opt-outs: STOP by SMS or by hand, honoured before every send (TCPA and friends).
 
 A recipient's own STOP is theirs to lift: only their START takes it away, or a key
-named in OPT_OUT_OVERRIDE_KEYS (the rules are in store.py). Every change, and every
+named in OPT_OUT_OVERRIDE_KEYS (the rules are in app/store/memory.py). Every change, and every
 refused attempt, writes one audit line: who (the key's name, or the recipient by SMS),
 which number (masked), what.
 """
@@ -13,12 +13,12 @@ import logging
 import phonenumbers
 from flask import Blueprint, current_app, g
 
-from .auth import require_api_key
-from .errors import ApiProblem, InvalidPayload
-from .metrics import OPT_OUTS
-from .phone import InvalidNumber, e164, mask_number, parse_number
-from .records import now_iso
-from .store import OptOut, OptOutSource
+from ..domain.phone import InvalidNumber, e164, mask_number, parse_number
+from ..domain.records import now_iso
+from ..metrics import OPT_OUTS
+from ..store.memory import OptOut, OptOutSource
+from ..web.api_keys import require_api_key
+from ..web.problems import ApiProblem, InvalidPayload
 
 bp = Blueprint("optouts", __name__)
 logger = logging.getLogger("sms_service")

@@ -14,8 +14,8 @@ import threading
 
 from flask import Flask, current_app
 
-from .errors import service_busy
-from .metrics import SENDS_IN_FLIGHT, SENDS_SHED
+from ..metrics import SENDS_IN_FLIGHT, SENDS_SHED
+from .problems import service_busy
 
 
 class Bulkhead:

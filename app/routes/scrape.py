@@ -1,7 +1,7 @@
 """GET /metrics: the Prometheus exposition, behind METRICS_TOKEN and the failed-key brake.
 
-Apart from metrics.py because the brake (limits.py) counts its refusals in metrics.py's
-counters: the route depends on the limits, the limits on the counters.
+Apart from app/metrics.py because the brake (app/web/rate_limits.py) counts its refusals in
+the metrics' counters: the route depends on the limits, the limits on the counters.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from prometheus_client import (
     multiprocess,
 )
 
-from .bearer import bearer_credentials
-from .errors import ApiProblem
-from .limits import admit_credential
-from .store import StorageUnavailable
+from ..store.memory import StorageUnavailable
+from ..web.bearer import bearer_credentials
+from ..web.problems import ApiProblem
+from ..web.rate_limits import admit_credential
 
 bp = Blueprint("metrics", __name__)
 METRICS = "#metrics"  # the token's name at the failed-key brake; no API key name holds a '#'

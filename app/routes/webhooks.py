@@ -8,15 +8,14 @@ from collections.abc import Callable
 
 from flask import Blueprint, current_app, g, request
 
-from . import optouts
-from .errors import ApiProblem, InvalidPayload
-from .limits import admit_credential
-from .metrics import INBOUND, RECEIPTS
-from .phone import InvalidNumber, e164, mask_digits, parse_webhook_number
-from .records import is_known_status, parse_status_webhook
-from .store import StorageUnavailable
-from .validation import read_body
-from .webhook_auth import (
+from ..domain.phone import InvalidNumber, e164, mask_digits, parse_webhook_number
+from ..domain.records import is_known_status, parse_status_webhook
+from ..domain.sms_request import read_body
+from ..metrics import INBOUND, RECEIPTS
+from ..store.memory import StorageUnavailable
+from ..web.problems import ApiProblem, InvalidPayload
+from ..web.rate_limits import admit_credential
+from ..web.webhook_auth import (
     BadSignature,
     MissingToken,
     bearer_token,
@@ -25,6 +24,7 @@ from .webhook_auth import (
     token_life_s,
     verify_signature,
 )
+from . import optouts
 
 bp = Blueprint("webhooks", __name__)
 logger = logging.getLogger("sms_service")

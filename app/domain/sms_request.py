@@ -13,7 +13,8 @@ from typing import IO
 from flask import g, request
 from werkzeug.wsgi import LimitedStream
 
-from .errors import (
+from ..settings import Settings
+from ..web.problems import (
     ApiProblem,
     InvalidPayload,
     RequestTimeout,
@@ -21,7 +22,6 @@ from .errors import (
     request_timeout_problem,
 )
 from .phone import EXAMPLE, InvalidNumber, e164, parse_number
-from .settings import Settings
 from .sms_encoding import Encoded, encode, non_gsm7_characters, smart_encode
 
 MAX_BODY_BYTES = 16 * 1024
@@ -75,7 +75,7 @@ def require_json(view):
 
     The body is read before the API key is looked at: a braked client's answer then takes
     as long whether its key is right or not. Reading it is bounded by the server's read
-    deadline (app/worker.py), so a slow body costs a greenlet for 10 s at most.
+    deadline (app/server/worker.py), so a slow body costs a greenlet for 10 s at most.
     """
 
     @functools.wraps(view)
@@ -124,7 +124,7 @@ def read_body() -> bytes:
     A declared Content-Length over the limit is refused unread. Otherwise one byte past the
     limit is asked for, which tells a body of exactly MAX_BODY_BYTES from a longer one (a
     chunked body declares no length). A body that stalls past the server's read deadline
-    (app/worker.py) is a 408.
+    (app/server/worker.py) is a 408.
     """
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise payload_too_large_problem(MAX_BODY_BYTES)

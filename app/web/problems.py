@@ -64,7 +64,7 @@ class InvalidPayload(ApiProblem):
 
 class UnreadableBody(InvalidPayload):
     """A body that breaks HTTP's framing (a malformed chunk, a connection closed before its
-    end). Raised by the server's input stream (app/worker.py) wherever the body is read, so
+    end). Raised by the server's input stream (app/server/worker.py) wherever the body is read, so
     it is answered 400 like any invalid body, never as a crash."""
 
     def __init__(self):
@@ -169,7 +169,7 @@ def problem_body(problem: ApiProblem, request_id: str | None) -> str:
 
 class RequestTimeout(Exception):
     """The client took longer than READ_TIMEOUT_S to send its request (raised by the
-    server's socket, app/worker.py; not an OSError, which gunicorn would log as a fault)."""
+    server's socket, app/server/worker.py; not an OSError, which gunicorn would log as a fault)."""
 
 
 def request_timeout_problem() -> ApiProblem:

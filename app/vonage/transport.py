@@ -3,7 +3,7 @@
 The SDK's HttpClient is not used: it re-sends a POST by itself when a connection closes
 without an answer, keeps one headers dict that every thread writes to, and runs pydantic
 checks and debug f-strings on every call. The SDK still provides the Auth that signs our
-application JWT (CachedJwtAuth) and the Sms model that builds the body (sms.to_vonage_sms).
+application JWT (CachedJwtAuth) and the Sms model that builds the body (gateway.to_vonage_sms).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from .settings import Settings
-from .vonage_auth import CachedJwtAuth
+from ..settings import Settings
+from .auth import CachedJwtAuth
 
 MESSAGES_PATH = "/v1/messages"
 USER_AGENT = (

@@ -6,7 +6,7 @@ from pathlib import Path
 from flask import Blueprint, Response
 
 bp = Blueprint("openapi", __name__)
-DOCUMENT = Path(__file__).with_name("openapi.json")
+DOCUMENT = Path(__file__).parents[1] / "openapi.json"
 
 
 @functools.cache

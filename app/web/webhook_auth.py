@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import jwt
 
 from .bearer import bearer_credentials
-from .errors import ApiProblem
+from .problems import ApiProblem
 
 FUTURE_LEEWAY_S = 60
 MAX_JTI_LENGTH = 128  # Vonage's are UUIDs

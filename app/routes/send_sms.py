@@ -4,13 +4,13 @@ import logging
 
 from flask import Blueprint, current_app, g
 
-from .bulkhead import one_slot_per_send
-from .metrics import SMS_ACCEPTED, SMS_SEGMENTS
-from .records import now_iso, sent_record
-from .send_gate import admit_send
-from .sms import send_sms
-from .store import StorageUnavailable
-from .validation import SmsRequest, require_json
+from ..domain.records import now_iso, sent_record
+from ..domain.sms_request import SmsRequest, require_json
+from ..metrics import SMS_ACCEPTED, SMS_SEGMENTS
+from ..store.memory import StorageUnavailable
+from ..vonage.gateway import send_sms
+from ..web.bulkhead import one_slot_per_send
+from ..web.send_gate import admit_send
 
 bp = Blueprint("api", __name__)
 logger = logging.getLogger("sms_service")

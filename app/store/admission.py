@@ -32,7 +32,7 @@ from limits.errors import StorageError
 from limits.strategies import RateLimiter
 from limits.util import WindowStats
 
-from .store import Claim, StorageUnavailable, Store
+from .memory import Claim, StorageUnavailable, Store
 
 # The identifiers of limits' counters, as limits' key_for(scope, id) spells them.
 FAILED_AUTH, API_KEY, RECIPIENT = "failed-auth", "api-key", "recipient"

@@ -20,14 +20,14 @@ from collections.abc import Callable
 
 from flask import current_app, g, request
 
-from .admission import API_KEY, FAILED_AUTH, RECIPIENT, Ticket, Verdict
-from .auth import identify_api_key, unauthorized
-from .errors import InvalidPayload
+from ..domain.phone import mask_number
+from ..domain.sms_request import SmsRequest, parse_json_object, parse_send_sms
+from ..routes.optouts import opted_out
+from ..store.admission import API_KEY, FAILED_AUTH, RECIPIENT, Ticket, Verdict
+from .api_keys import identify_api_key, unauthorized
 from .idempotency import HEADER, answer_once, idempotency_ticket
-from .limits import admission, client_ip, show_rate_limit, too_many
-from .optouts import opted_out
-from .phone import mask_number
-from .validation import SmsRequest, parse_json_object, parse_send_sms
+from .problems import InvalidPayload
+from .rate_limits import admission, client_ip, show_rate_limit, too_many
 
 
 def admit_send(view: Callable[[SmsRequest], object]):

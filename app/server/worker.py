@@ -42,7 +42,7 @@ from gunicorn.http.errors import (
 )
 from gunicorn.workers.ggevent import GeventWorker
 
-from .errors import (
+from ..web.problems import (
     READ_TIMEOUT_S,
     ApiProblem,
     RequestTimeout,
@@ -54,7 +54,7 @@ from .errors import (
     stack_frames,
     unreadable_request_problem,
 )
-from .security import SECURITY_HEADERS
+from ..web.security_headers import SECURITY_HEADERS
 
 DRAIN_S = 1.0  # how long a refused connection may finish sending before it is closed
 MAX_SURPLUS = 1024  # connections past the cap accepted at once, only to be answered 503

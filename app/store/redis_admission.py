@@ -28,8 +28,8 @@ from .admission import (
     Window,
     recipient_key,
 )
+from .memory import Claim, claim_from
 from .redis_store import PREFIX, in_flight_entry, known_key, unavailable_on_error
-from .store import Claim, claim_from
 
 # KEYS: the windows (failed-auth, then the key's, then the recipient's), the opt-out
 #       hash, the mark of the key at this address when the key is known, then the

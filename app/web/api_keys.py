@@ -7,8 +7,8 @@ import hmac
 
 from flask import current_app, g, request
 
-from .errors import ApiProblem
-from .limits import admit_credential
+from .problems import ApiProblem
+from .rate_limits import admit_credential
 
 
 def require_api_key(view):

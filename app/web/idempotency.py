@@ -21,10 +21,10 @@ from collections.abc import Callable
 
 from flask import Response, current_app, g
 
-from .admission import IdempotencyTicket
-from .errors import ApiProblem, InvalidPayload, problem_response
-from .metrics import IDEMPOTENCY
-from .store import Claim, StorageUnavailable
+from ..metrics import IDEMPOTENCY
+from ..store.admission import IdempotencyTicket
+from ..store.memory import Claim, StorageUnavailable
+from .problems import ApiProblem, InvalidPayload, problem_response
 
 logger = logging.getLogger("sms_service")
 HEADER = "Idempotency-Key"

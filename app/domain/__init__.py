@@ -1,0 +1,2 @@
+"""The rules of the service, as plain Python: the SMS request, its encoding, phone numbers,
+message records, opt-outs. Nothing here imports Flask, werkzeug or another app package."""
