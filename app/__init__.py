@@ -8,12 +8,11 @@ from flask import Flask, request
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .domain.sms_request import MAX_BODY_BYTES
 from .routes import health, messages, openapi, optouts, scrape, send_sms, webhooks
 from .settings import Settings, read_environment
-from .store.admission import build_admission
-from .store.memory import build_store
+from .store import build_admission, build_store
 from .vonage.gateway import SmsGateway
+from .web.body import MAX_BODY_BYTES
 from .web.bulkhead import Bulkhead
 from .web.problems import log_unhandled, register_error_handlers
 from .web.rate_limits import RateLimits

@@ -24,7 +24,8 @@ from app.store.admission import (
     Ticket,
     recipient_key,
 )
-from app.store.memory import MemoryStore, StorageUnavailable
+from app.store.contract import StorageUnavailable
+from app.store.memory import MemoryStore
 
 IP, NUMBER = "203.0.113.9", "+14155550100"
 FINGERPRINT, OTHER = "f" * 64, "0" * 64

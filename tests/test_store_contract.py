@@ -6,8 +6,9 @@ from collections import OrderedDict
 
 import pytest
 
+from app.domain.optouts import OptIn, OptOut
 from app.domain.records import parse_status_webhook, sent_record
-from app.store.memory import EXPIRED_PER_BEGIN, MemoryStore, OptIn, OptOut
+from app.store.memory import EXPIRED_PER_BEGIN, MemoryStore
 from tests.webhook_signing import status_body
 
 UUID = "bbbbbbbb-0000-4000-8000-000000000001"

@@ -1,31 +1,19 @@
-"""Turn a POST /send-sms body into an SmsRequest, or name every bad field at once."""
+"""The SMS a POST /send-sms asks for: SmsRequest, or every bad field named at once.
+
+Plain rules over the parsed JSON body; reading the body itself (size, UTF-8, JSON) is
+app/web/body.py's, which answers InvalidFields as a 400 problem.
+"""
 
 from __future__ import annotations
 
-import codecs
-import functools
-import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import IO
+from typing import Protocol
 
-from flask import g, request
-from werkzeug.wsgi import LimitedStream
-
-from ..settings import Settings
-from ..web.problems import (
-    ApiProblem,
-    InvalidPayload,
-    RequestTimeout,
-    payload_too_large_problem,
-    request_timeout_problem,
-)
 from .phone import EXAMPLE, InvalidNumber, e164, parse_number
 from .sms_encoding import Encoded, encode, non_gsm7_characters, smart_encode
 
-MAX_BODY_BYTES = 16 * 1024
-UTF8_NAMES = ("utf-8", "utf8")
 VONAGE_MAX_TEXT_CHARACTERS = 1000  # the Messages API's own limit on `text`
 MAX_CLIENT_REF = 100
 TTL_RANGE = (20, 604800)
@@ -42,6 +30,30 @@ _TEXT_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 # What an identifier such as client_ref must not carry: controls (Cc), format characters
 # (Cf: bidi overrides, zero-width ones), surrogates (Cs), line and paragraph separators.
 _NOT_PRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+class InvalidFields(ValueError):
+    """A request with bad fields: each named, with what is wrong with it, all at once."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__(", ".join(errors))
+        self.errors = errors
+
+
+class SendRules(Protocol):
+    """What reading a send needs of the configuration (app.settings.Settings has it all)."""
+
+    @property
+    def vonage_number(self) -> str: ...
+
+    @property
+    def senders(self) -> tuple[str, ...]: ...
+
+    @property
+    def default_region(self) -> str | None: ...
+
+    @property
+    def max_segments(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -70,128 +82,10 @@ class SmsRequest:
         return summary
 
 
-def require_json(view):
-    """Refuse a body that is not JSON (415) or too large (413); keep it in g.raw_body.
-
-    The body is read before the API key is looked at: a braked client's answer then takes
-    as long whether its key is right or not. Reading it is bounded by the server's read
-    deadline (app/server/worker.py), so a slow body costs a greenlet for 10 s at most.
-    """
-
-    @functools.wraps(view)
-    def wrapped(*args, **kwargs):
-        if request.mimetype != "application/json":
-            raise ApiProblem(
-                415,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "Send the body as JSON with Content-Type: application/json.",
-            )
-        charset = request.mimetype_params.get("charset")
-        if charset is not None and charset.strip().lower() not in UTF8_NAMES:
-            raise ApiProblem(
-                415,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "Send the body as UTF-8 JSON: Content-Type application/json, with no charset "
-                "or charset=utf-8.",
-            )
-        g.raw_body = read_body()
-        return view(*args, **kwargs)
-
-    return wrapped
-
-
-class _DuplicateKey(ValueError):
-    """A JSON object names the same key twice: which one wins is anyone's guess."""
-
-
-def parse_json_object(raw: bytes) -> object:
-    """Return the parsed JSON body; 400 naming `body` when it is not JSON, or ambiguous."""
-    text = _utf8_text(raw)
-    try:
-        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
-    except _DuplicateKey as exc:
-        raise InvalidPayload({"body": f"has the key {exc} more than once"}) from None
-    except (ValueError, RecursionError) as exc:
-        position = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
-        raise InvalidPayload({"body": f"must be valid JSON (UTF-8){position}"}) from None
-
-
-def read_body() -> bytes:
-    """Read the whole body, refusing it (413) once it passes MAX_BODY_BYTES.
-
-    A declared Content-Length over the limit is refused unread. Otherwise one byte past the
-    limit is asked for, which tells a body of exactly MAX_BODY_BYTES from a longer one (a
-    chunked body declares no length). A body that stalls past the server's read deadline
-    (app/server/worker.py) is a 408.
-    """
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise payload_too_large_problem(MAX_BODY_BYTES)
-    stream = _body_stream()
-    chunks, size = [], 0
-    while size <= MAX_BODY_BYTES:
-        try:
-            chunk = stream.read(MAX_BODY_BYTES + 1 - size)
-        except RequestTimeout:
-            raise request_timeout_problem() from None
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    if size > MAX_BODY_BYTES:
-        raise payload_too_large_problem(MAX_BODY_BYTES)
-    return b"".join(chunks)
-
-
-def _utf8_text(raw: bytes) -> str:
-    """Decode the body as UTF-8, the only encoding JSON may use between systems (RFC 8259).
-
-    json.loads on bytes would guess UTF-16 or UTF-32 and skip a byte order mark; here
-    they are refused. UTF-16 or UTF-32 of ASCII text is valid UTF-8 with NUL bytes, and a
-    raw NUL is never valid JSON, so a NUL names the likely cause.
-    """
-    if raw.startswith(codecs.BOM_UTF8):
-        raise InvalidPayload({"body": "must be UTF-8 without a byte order mark"})
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidPayload({"body": "must be encoded as UTF-8"}) from None
-    if "\x00" in text:
-        raise InvalidPayload({"body": "must be encoded as UTF-8 (it looks like UTF-16 or UTF-32)"})
-    return text
-
-
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    """Build an object, refusing a key given twice (json keeps the last one silently)."""
-    found: dict[str, object] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _DuplicateKey(json.dumps(key[:40]))  # quoted, and short: it is echoed
-        found[key] = value
-    return found
-
-
-def _body_stream() -> IO[bytes]:
-    """The body's stream, with room for the byte past MAX_BODY_BYTES.
-
-    When the server ends the stream at the body's end (`wsgi.input_terminated`: gunicorn,
-    for chunked and sized bodies alike), werkzeug caps it at MAX_CONTENT_LENGTH and refuses
-    even to ask for one byte more, so a body of exactly 16 KiB was a 413 under gunicorn.
-    Its cap here is one byte higher; read_body itself refuses that byte."""
-    if request.environ.get("wsgi.input_terminated"):
-        return LimitedStream(request.environ["wsgi.input"], MAX_BODY_BYTES + 1, is_max=True)
-    return request.stream  # capped at its Content-Length, already checked
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def parse_send_sms(body: object, settings: Settings) -> SmsRequest:
-    """Return an SmsRequest, or raise InvalidPayload naming every bad field."""
+def parse_send_sms(body: object, settings: SendRules) -> SmsRequest:
+    """Return an SmsRequest, or raise InvalidFields naming every bad field."""
     if not isinstance(body, dict):
-        raise InvalidPayload({"body": "must be a JSON object"})
+        raise InvalidFields({"body": "must be a JSON object"})
     errors = _unknown_fields(body)
     number = _parse_to(body.get("to"), settings.default_region, errors)
     sender = _parse_sender(body.get("from"), settings, errors)
@@ -206,7 +100,7 @@ def parse_send_sms(body: object, settings: Settings) -> SmsRequest:
         body.get("text"), smart is True, encoding_type, settings.max_segments, errors
     )
     if errors:
-        raise InvalidPayload(errors)
+        raise InvalidFields(errors)
     return SmsRequest(
         to=e164(number),
         sender=sender,
@@ -243,7 +137,7 @@ def _parse_to(value: object, region: str | None, errors: dict[str, str]):
         return None
 
 
-def _parse_sender(value: object, settings: Settings, errors: dict[str, str]) -> str:
+def _parse_sender(value: object, settings: SendRules, errors: dict[str, str]) -> str:
     if value is None:
         return settings.vonage_number
     allowed = {_sender_key(sender): sender for sender in settings.senders}

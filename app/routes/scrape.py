@@ -19,7 +19,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from ..store.memory import StorageUnavailable
+from ..store.contract import StorageUnavailable
 from ..web.bearer import bearer_credentials
 from ..web.problems import ApiProblem
 from ..web.rate_limits import admit_credential

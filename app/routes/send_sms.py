@@ -5,10 +5,11 @@ import logging
 from flask import Blueprint, current_app, g
 
 from ..domain.records import now_iso, sent_record
-from ..domain.sms_request import SmsRequest, require_json
+from ..domain.sms_request import SmsRequest
 from ..metrics import SMS_ACCEPTED, SMS_SEGMENTS
-from ..store.memory import StorageUnavailable
+from ..store.contract import StorageUnavailable
 from ..vonage.gateway import send_sms
+from ..web.body import require_json
 from ..web.bulkhead import one_slot_per_send
 from ..web.send_gate import admit_send
 

@@ -10,9 +10,10 @@ from flask import Blueprint, current_app, g, request
 
 from ..domain.phone import InvalidNumber, e164, mask_digits, parse_webhook_number
 from ..domain.records import is_known_status, parse_status_webhook
-from ..domain.sms_request import read_body
 from ..metrics import INBOUND, RECEIPTS
-from ..store.memory import StorageUnavailable
+from ..store.contract import StorageUnavailable
+from ..web.body import read_body
+from ..web.optout_list import apply_keyword
 from ..web.problems import ApiProblem, InvalidPayload
 from ..web.rate_limits import admit_credential
 from ..web.webhook_auth import (
@@ -24,7 +25,6 @@ from ..web.webhook_auth import (
     token_life_s,
     verify_signature,
 )
-from . import optouts
 
 bp = Blueprint("webhooks", __name__)
 logger = logging.getLogger("sms_service")
@@ -93,7 +93,7 @@ def _apply_inbound(body: object) -> dict:
         sender = None
     action = "none"
     if sender is not None:
-        action = optouts.apply_keyword(sender, text if isinstance(text, str) else "")
+        action = apply_keyword(sender, text if isinstance(text, str) else "")
     INBOUND.labels(action).inc()
     masked = mask_digits(e164(sender).lstrip("+")) if sender is not None else "not-a-number"
     logger.info(  # the number masked, the text never

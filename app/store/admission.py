@@ -32,7 +32,8 @@ from limits.errors import StorageError
 from limits.strategies import RateLimiter
 from limits.util import WindowStats
 
-from .memory import Claim, StorageUnavailable, Store
+from ..domain.claims import Claim
+from .contract import StorageUnavailable, Store
 
 # The identifiers of limits' counters, as limits' key_for(scope, id) spells them.
 FAILED_AUTH, API_KEY, RECIPIENT = "failed-auth", "api-key", "recipient"
@@ -102,15 +103,6 @@ class Admission(Protocol):
     def admit(self, ticket: Ticket) -> Verdict:
         """Run the storage's gates in order up to `ticket.stop_after`; raise
         StorageUnavailable when the storage is out of reach."""
-
-
-def build_admission(settings, store: Store, strategy: RateLimiter, limits: LimitItems) -> Admission:
-    """One round trip when the state is in Redis; one call per check in process memory."""
-    if settings.redis_url:
-        from .redis_admission import RedisAdmission
-
-        return RedisAdmission(store.redis, limits, strategy.storage.prefixed_key)
-    return StepwiseAdmission(strategy, store, limits)
 
 
 def recipient_key(e164: str) -> str:

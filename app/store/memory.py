@@ -1,15 +1,7 @@
-"""Where the service keeps state: message records and the opt-out list.
+"""The store in process memory: the embedded default, for one process.
 
-One small interface; MemoryStore keeps it in this process (the embedded default),
-and a shared implementation (Redis) sits behind the same methods.
-
-The opt-out list remembers who put each number on it, and keeps these rules:
-- the first date stays: adding a number again never moves `since`;
-- a recipient's STOP makes the entry theirs (`sms`), even when a key added it first;
-  a key adding it again never takes it from them;
-- the recipient's START lifts any entry; an API key lifts only an entry made through
-  the API, unless it may override (OPT_OUT_OVERRIDE_KEYS). An entry whose source is
-  unknown (kept in Redis before sources were) counts as the recipient's.
+A shared store (redis_store.py) sits behind the same methods (contract.py); the rules
+both keep are the domain's (app/domain: records, optouts, claims).
 """
 
 from __future__ import annotations
@@ -19,136 +11,10 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, Protocol
 
+from ..domain.claims import Claim, claim_from
+from ..domain.optouts import OptIn, OptOut, OptOutSource, added_opt_out, may_lift
 from ..domain.records import Record, apply_status, merge_sent
-from ..web.problems import ApiProblem
-
-
-class StorageUnavailable(ApiProblem):
-    """The shared state is out of reach: refuse rather than send unlimited or twice."""
-
-    def __init__(self):
-        super().__init__(
-            503,
-            "storage-unavailable",
-            "Storage unavailable",
-            "The service's shared state (Redis) is unreachable; nothing was sent. Retry later.",
-            headers={"Retry-After": "5"},
-        )
-
-
-OptOutSource = Literal["sms", "api"]
-
-
-@dataclass(frozen=True)
-class OptOut:
-    """A number on the opt-out list: since when, and who put it there."""
-
-    since: str
-    source: OptOutSource | None  # None: kept before sources were (old Redis entries)
-
-
-@dataclass(frozen=True)
-class OptIn:
-    """What an attempt to take a number off the opt-out list found and did."""
-
-    found: OptOut | None  # None: the number was not on the list
-    removed: bool
-
-
-def added_opt_out(existing: OptOut | None, since: str, source: OptOutSource) -> OptOut:
-    """The entry after adding a number: the first date stays; a STOP makes it the recipient's."""
-    if existing is None:
-        return OptOut(since, source)
-    return OptOut(existing.since, "sms") if source == "sms" else existing
-
-
-def may_lift(entry: OptOut, by: OptOutSource, override: bool) -> bool:
-    """The recipient's START lifts any opt-out; a key only one made through the API, unless
-    it may override. An entry of unknown source counts as the recipient's."""
-    return by == "sms" or override or entry.source == "api"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What the store says when a request with an Idempotency-Key arrives."""
-
-    outcome: Literal["started", "replay", "conflict", "mismatch"]
-    token: str | None = None  # "started": proves ownership when finishing or releasing
-    response: dict | None = None  # "replay": the stored answer
-
-
-def claim_from(current: dict | None, fingerprint: str) -> Claim:
-    """Interpret the entry found under a key another request already holds."""
-    if current is None:
-        return Claim("conflict")  # it vanished between two looks: let the caller retry
-    if current["fingerprint"] != fingerprint:
-        return Claim("mismatch")
-    if current["state"] == "done":
-        return Claim("replay", response=current["response"])
-    return Claim("conflict")
-
-
-def build_store(settings) -> Store:
-    """Redis when REDIS_URL is set (shared by workers and instances), else process memory."""
-    if settings.redis_url:
-        from .redis_store import RedisStore, connect
-
-        return RedisStore(
-            connect(settings.redis_url), settings.message_retention_s, settings.max_messages
-        )
-    return MemoryStore(
-        settings.message_retention_s,
-        settings.max_messages,
-        max_answer_bytes=settings.idempotency_max_mb * 1024 * 1024,
-    )
-
-
-class Store(Protocol):
-    def save_sent(self, record: Record) -> None:
-        """Keep the record of an SMS Vonage accepted (merging a webhook that came first)."""
-
-    def apply_status(self, event: dict[str, object]) -> Record:
-        """Apply a parsed status webhook and return the updated record."""
-
-    def get_message(self, message_uuid: str) -> Record | None: ...
-
-    def opt_out(self, number: str, since: str, source: OptOutSource) -> OptOut:
-        """Add `number` to the opt-out list (see added_opt_out); return its entry."""
-
-    def opt_in(self, number: str, by: OptOutSource, override: bool = False) -> OptIn:
-        """Take `number` off the opt-out list if may_lift allows it, atomically."""
-
-    def opt_out_entry(self, number: str) -> OptOut | None: ...
-
-    def opted_out_since(self, number: str) -> str | None: ...
-
-    def note_key_at(self, client_ip: str, name: str, ttl_s: int) -> None:
-        """Remember for `ttl_s` that the credential `name` succeeded from `client_ip`."""
-
-    def key_known_at(self, client_ip: str, name: str) -> bool:
-        """Tell whether the credential `name` succeeded from `client_ip` lately."""
-
-    def use_webhook_token(self, jti: str, ttl_s: int) -> bool:
-        """Remember a webhook token's id for `ttl_s`; False when it was used already."""
-
-    def forget_webhook_token(self, jti: str) -> None:
-        """Forget a token's id, so that a retry of a webhook that failed is applied."""
-
-    def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
-        """Take `key` for a new request, atomically, or say who holds it."""
-
-    def finish_request(self, key: str, token: str, response: dict, ttl_s: int) -> None:
-        """Keep the final answer under `key` (if we still hold it) for `ttl_s`."""
-
-    def release_request(self, key: str, token: str) -> None:
-        """Let go of `key` without an answer, so the caller may retry with it."""
-
-    def ping(self) -> bool:
-        """Tell whether the store answers."""
-
 
 # Idempotency entries past their expiry forgotten by one begin_request, at most: it holds the
 # lock, so its work is bounded; each begin adds one entry, so the expired still drain.

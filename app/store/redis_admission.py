@@ -18,6 +18,7 @@ from collections.abc import Callable
 import redis
 from limits.util import WindowStats
 
+from ..domain.claims import Claim, claim_from
 from .admission import (
     API_KEY,
     FAILED_AUTH,
@@ -28,7 +29,6 @@ from .admission import (
     Window,
     recipient_key,
 )
-from .memory import Claim, claim_from
 from .redis_store import PREFIX, in_flight_entry, known_key, unavailable_on_error
 
 # KEYS: the windows (failed-auth, then the key's, then the recipient's), the opt-out

@@ -19,8 +19,10 @@ from collections.abc import Callable
 
 import redis
 
+from ..domain.claims import Claim, claim_from
+from ..domain.optouts import OptIn, OptOut, OptOutSource
 from ..domain.records import Record, apply_status, merge_sent
-from .memory import Claim, OptIn, OptOut, OptOutSource, StorageUnavailable, claim_from
+from .contract import StorageUnavailable
 
 PREFIX = "sms:"
 TIMEOUT_S = 1.0  # fail fast: a request waits on Redis at most this long per command
@@ -44,7 +46,7 @@ end
 return 0
 """
 
-# The opt-out rules of memory.py (added_opt_out, may_lift), atomic in Redis.
+# The opt-out rules of app/domain/optouts.py (added_opt_out, may_lift), atomic in Redis.
 # KEYS: optouts, optout-sources. Reply: {since or nil, source or nil, removed (opt-in only)}.
 _OPT_OUT = """
 local created = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])

@@ -21,10 +21,11 @@ from collections.abc import Callable
 
 from flask import Response, current_app, g
 
+from ..domain.claims import Claim
 from ..metrics import IDEMPOTENCY
 from ..store.admission import IdempotencyTicket
-from ..store.memory import Claim, StorageUnavailable
-from .problems import ApiProblem, InvalidPayload, problem_response
+from ..store.contract import StorageUnavailable
+from .problems import PROBLEMS, ApiProblem, InvalidPayload, as_problem, problem_response
 
 logger = logging.getLogger("sms_service")
 HEADER = "Idempotency-Key"
@@ -78,8 +79,8 @@ def answer_once(
     store = current_app.extensions["store"]
     try:
         response = current_app.make_response(run())
-    except ApiProblem as problem:
-        response = problem_response(problem)
+    except PROBLEMS as problem:
+        response = problem_response(as_problem(problem))
     except BaseException:
         store.release_request(ticket.key, claim.token)
         raise

@@ -9,6 +9,8 @@ import traceback
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from ..store.contract import StorageUnavailable
+
 PROBLEM_TYPE_BASE = "https://sms-service.example/problems/"
 READ_TIMEOUT_S = 10  # the server's bound from a request's first byte to its last
 logger = logging.getLogger("sms_service")
@@ -83,16 +85,40 @@ def payload_too_large_problem(limit: int) -> ApiProblem:
     )
 
 
+def storage_unavailable() -> ApiProblem:
+    """The shared state is out of reach (the store's StorageUnavailable): nothing was sent."""
+    return ApiProblem(
+        503,
+        "storage-unavailable",
+        "Storage unavailable",
+        "The service's shared state (Redis) is unreachable; nothing was sent. Retry later.",
+        headers={"Retry-After": "5"},
+    )
+
+
+# What is answered as a problem: our own refusals, and the store's failure, which knows no
+# HTTP; as_problem says what each means for the caller.
+PROBLEMS = (ApiProblem, StorageUnavailable)
+
+
+def as_problem(exc: ApiProblem | StorageUnavailable) -> ApiProblem:
+    """The problem that answers `exc`."""
+    if isinstance(exc, StorageUnavailable):
+        return storage_unavailable()
+    return exc
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the only code that turns exceptions into responses."""
-    app.register_error_handler(ApiProblem, _api_problem)
+    for failure in PROBLEMS:
+        app.register_error_handler(failure, _answer_problem)
     # Flask turns an unhandled exception into an InternalServerError (500) and brings it here,
     # except under TESTING, where it propagates to the test.
     app.register_error_handler(HTTPException, _http_problem)
 
 
-def _api_problem(exc: ApiProblem) -> Response:
-    return problem_response(exc)
+def _answer_problem(exc: ApiProblem | StorageUnavailable) -> Response:
+    return problem_response(as_problem(exc))
 
 
 def _http_problem(exc: HTTPException) -> Response:

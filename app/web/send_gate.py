@@ -21,11 +21,12 @@ from collections.abc import Callable
 from flask import current_app, g, request
 
 from ..domain.phone import mask_number
-from ..domain.sms_request import SmsRequest, parse_json_object, parse_send_sms
-from ..routes.optouts import opted_out
+from ..domain.sms_request import SmsRequest
 from ..store.admission import API_KEY, FAILED_AUTH, RECIPIENT, Ticket, Verdict
 from .api_keys import identify_api_key, unauthorized
+from .body import parse_sms_request
 from .idempotency import HEADER, answer_once, idempotency_ticket
+from .optout_list import opted_out
 from .problems import InvalidPayload
 from .rate_limits import admission, client_ip, show_rate_limit, too_many
 
@@ -45,9 +46,7 @@ def admit_send(view: Callable[[SmsRequest], object]):
             g.raw_body,
             settings.request_deadline_s,
         )
-        message, bad_body = _deferred(
-            lambda: parse_send_sms(parse_json_object(g.raw_body), settings)
-        )
+        message, bad_body = _deferred(parse_sms_request, g.raw_body, settings)
         stop_after = "api-key" if bad_header else "key-limit" if bad_body else "recipient-limit"
         recipient = message.to if message else None
         ticket = Ticket(client_ip(), api_key, stop_after, idempotency, recipient)
