@@ -25,10 +25,10 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 PROBLEM_JSON = "application/problem+json"
 JSON_AUTH = {**AUTH, "Content-Type": "application/json"}
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
-# Slugs in app code: ApiProblem(409, "slug", ...), super().__init__(503, "slug", ...), and the
-# rate limits' limits.hit(..., "slug").
+# Slugs in app code: ApiProblem(409, "slug", ...), the gateway's UpstreamError(502, "slug", ...),
+# super().__init__(503, "slug", ...), and the rate limits' limits.hit(..., "slug").
 _RAISED_SLUG = re.compile(
-    r'(?:ApiProblem|super\(\)\.__init__)\(\s*\d{3},\s*"([a-z0-9-]+)"|\.(?:hit|check)\([^()]*"([a-z0-9-]+)"\)'
+    r'(?:ApiProblem|UpstreamError|super\(\)\.__init__)\(\s*\d{3},\s*"([a-z0-9-]+)"|\.(?:hit|check)\([^()]*"([a-z0-9-]+)"\)'
 )
 GOOD_SEND = {
     "success": True,

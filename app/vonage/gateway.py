@@ -13,7 +13,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import requests
 from flask import Flask, current_app
@@ -22,7 +22,6 @@ from vonage_messages import Sms, SmsOptions
 from ..domain.sms_request import SmsRequest
 from ..metrics import VONAGE_DURATION, VONAGE_OUTCOMES, VONAGE_RETRIES
 from ..settings import Settings
-from ..web.problems import ApiProblem
 from .transport import AnswerTimedOut, OutcomeUnknown, VonageTransport
 
 logger = logging.getLogger("sms_service")
@@ -39,6 +38,21 @@ ACCOUNT_HINTS = {
     403: "Vonage forbids this for the account: check the application's Messages capability",
 }
 _RECIPIENT_WORDS = ("recipient", "white-listed", "whitelist", "barred", "destination")
+
+
+@dataclass(eq=False)
+class UpstreamError(Exception):
+    """Vonage did not take the SMS, or may not have: what to tell the caller, as the fields
+    of a problem. The gateway knows what each outcome means; app/web/problems.py answers it."""
+
+    status: int
+    slug: str
+    title: str
+    detail: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(f"{self.status} {self.slug}: {self.detail}")
 
 
 class SmsGateway:
@@ -97,7 +111,7 @@ class SmsGateway:
         except _Retryable as retryable:
             outcome = retryable.reason
             raise
-        except ApiProblem as problem:
+        except UpstreamError as problem:
             outcome = problem.slug
             raise
         except _TokenRefused:
@@ -181,25 +195,25 @@ def _classify_status(response: requests.Response) -> Exception:
     reason = _vonage_reason(response)
     if status in (400, 422):
         if any(word in reason.lower() for word in _RECIPIENT_WORDS) or _names_field(response, "to"):
-            return ApiProblem(
+            return UpstreamError(
                 422,
                 "recipient-rejected",
                 "Recipient rejected",
                 f"Vonage refused the recipient: {reason}",
             )
-        return ApiProblem(
+        return UpstreamError(
             422, "upstream-rejected", "Rejected by Vonage", f"Vonage refused the message: {reason}"
         )
     return _upstream_error(f"Vonage answered {status}: {reason}")
 
 
-def _account_error(response: requests.Response) -> ApiProblem:
+def _account_error(response: requests.Response) -> UpstreamError:
     status = response.status_code
     logger.error(
         "vonage account problem",
         extra={"fields": {"vonage_status": status, "hint": ACCOUNT_HINTS[status]}},
     )
-    return ApiProblem(
+    return UpstreamError(
         502,
         "upstream-account-error",
         "SMS provider account problem",
@@ -207,9 +221,9 @@ def _account_error(response: requests.Response) -> ApiProblem:
     )
 
 
-def _unavailable(retryable: _Retryable) -> ApiProblem:
+def _unavailable(retryable: _Retryable) -> UpstreamError:
     retry_after = math.ceil(retryable.retry_after or DEFAULT_RETRY_AFTER_S)
-    return ApiProblem(
+    return UpstreamError(
         503,
         "upstream-unavailable",
         "SMS provider unavailable",
@@ -218,8 +232,8 @@ def _unavailable(retryable: _Retryable) -> ApiProblem:
     )
 
 
-def _timeout(timeout_s: int) -> ApiProblem:
-    return ApiProblem(
+def _timeout(timeout_s: int) -> UpstreamError:
+    return UpstreamError(
         504,
         "upstream-timeout",
         "SMS provider timeout",
@@ -228,8 +242,8 @@ def _timeout(timeout_s: int) -> ApiProblem:
     )
 
 
-def _connection_lost() -> ApiProblem:
-    return ApiProblem(
+def _connection_lost() -> UpstreamError:
+    return UpstreamError(
         504,
         "upstream-timeout",
         "SMS provider timeout",
@@ -238,8 +252,8 @@ def _connection_lost() -> ApiProblem:
     )
 
 
-def _upstream_error(detail: str) -> ApiProblem:
-    return ApiProblem(502, "upstream-error", "SMS provider error", detail)
+def _upstream_error(detail: str) -> UpstreamError:
+    return UpstreamError(502, "upstream-error", "SMS provider error", detail)
 
 
 def _backoff(retries_done: int) -> float:

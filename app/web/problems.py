@@ -10,6 +10,7 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from ..store.contract import StorageUnavailable
+from ..vonage.gateway import UpstreamError
 
 PROBLEM_TYPE_BASE = "https://sms-service.example/problems/"
 READ_TIMEOUT_S = 10  # the server's bound from a request's first byte to its last
@@ -96,15 +97,17 @@ def storage_unavailable() -> ApiProblem:
     )
 
 
-# What is answered as a problem: our own refusals, and the store's failure, which knows no
-# HTTP; as_problem says what each means for the caller.
-PROBLEMS = (ApiProblem, StorageUnavailable)
+# What is answered as a problem: our own refusals, and the failures of the adapters below (the
+# store's, and Vonage's outcomes as the gateway judges them); as_problem answers each.
+PROBLEMS = (ApiProblem, StorageUnavailable, UpstreamError)
 
 
-def as_problem(exc: ApiProblem | StorageUnavailable) -> ApiProblem:
+def as_problem(exc: ApiProblem | StorageUnavailable | UpstreamError) -> ApiProblem:
     """The problem that answers `exc`."""
     if isinstance(exc, StorageUnavailable):
         return storage_unavailable()
+    if isinstance(exc, UpstreamError):
+        return ApiProblem(exc.status, exc.slug, exc.title, exc.detail, headers=exc.headers)
     return exc
 
 
@@ -117,7 +120,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_problem)
 
 
-def _answer_problem(exc: ApiProblem | StorageUnavailable) -> Response:
+def _answer_problem(exc: ApiProblem | StorageUnavailable | UpstreamError) -> Response:
     return problem_response(as_problem(exc))
 
 
