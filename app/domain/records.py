@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from .phone import with_plus
+
 FINAL_STATUSES = ("delivered", "rejected", "undeliverable")
 STATUS_RANK = {"accepted": 0, "submitted": 1, **dict.fromkeys(FINAL_STATUSES, 2)}
 
@@ -129,7 +131,7 @@ def _unknown_message(event: dict[str, object]) -> Record:
     return {
         "message_uuid": event["message_uuid"],
         "api_key": None,
-        "to": f"+{to}" if isinstance(to, str) and to.isdigit() else to,
+        "to": with_plus(to) if isinstance(to, str) and to.isdigit() else to,
         "from": sender,
         "encoding": None,
         "segments": None,

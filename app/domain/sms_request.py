@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .phone import EXAMPLE, InvalidNumber, e164, parse_number
+from .phone import EXAMPLE, InvalidNumber, e164, parse_number, without_plus
 from .sms_encoding import Encoded, encode, non_gsm7_characters, smart_encode
 
 VONAGE_MAX_TEXT_CHARACTERS = 1000  # the Messages API's own limit on `text`
@@ -150,7 +150,8 @@ def _parse_sender(value: object, settings: SendRules, errors: dict[str, str]) ->
 def _sender_key(sender: str) -> str:
     """Compare numbers with or without their +; sender IDs exactly."""
     stripped = sender.strip()
-    return stripped.lstrip("+") if stripped.lstrip("+").isdigit() else stripped
+    digits = without_plus(stripped)
+    return digits if digits.isdigit() else stripped
 
 
 def _parse_text(

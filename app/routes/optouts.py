@@ -11,7 +11,7 @@ import phonenumbers
 from flask import Blueprint, current_app, g
 
 from ..domain.optouts import OptOut
-from ..domain.phone import InvalidNumber, e164, parse_number
+from ..domain.phone import InvalidNumber, e164, parse_number, with_plus
 from ..web.api_keys import require_api_key
 from ..web.optout_list import opt_in, opt_out
 from ..web.problems import ApiProblem, InvalidPayload
@@ -71,8 +71,7 @@ def _answer(number: str, entry: OptOut | None) -> dict[str, object]:
 
 def _path_number(number: str) -> phonenumbers.PhoneNumber:
     """A number from the path: E.164, with or without its +."""
-    candidate = number if number.startswith("+") else "+" + number
     try:
-        return parse_number(candidate)
+        return parse_number(with_plus(number))
     except InvalidNumber as exc:
         raise InvalidPayload({"number": str(exc)}) from None

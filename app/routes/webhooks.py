@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, current_app, g, request
 
-from ..domain.phone import InvalidNumber, e164, mask_digits, parse_webhook_number
+from ..domain.phone import InvalidNumber, e164, mask_digits, parse_webhook_number, without_plus
 from ..domain.records import is_known_status, parse_status_webhook
 from ..metrics import INBOUND, RECEIPTS
 from ..store.contract import StorageUnavailable
@@ -95,7 +95,7 @@ def _apply_inbound(body: object) -> dict:
     if sender is not None:
         action = apply_keyword(sender, text if isinstance(text, str) else "")
     INBOUND.labels(action).inc()
-    masked = mask_digits(e164(sender).lstrip("+")) if sender is not None else "not-a-number"
+    masked = mask_digits(without_plus(e164(sender))) if sender is not None else "not-a-number"
     logger.info(  # the number masked, the text never
         "inbound sms", extra={"fields": {"from": masked, "action": action}}
     )

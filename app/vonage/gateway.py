@@ -19,6 +19,7 @@ import requests
 from flask import Flask, current_app
 from vonage_messages import Sms, SmsOptions
 
+from ..domain.phone import without_plus
 from ..domain.sms_request import SmsRequest
 from ..metrics import VONAGE_DURATION, VONAGE_OUTCOMES, VONAGE_RETRIES
 from ..settings import Settings
@@ -151,8 +152,8 @@ def to_vonage_sms(message: SmsRequest) -> Sms:
     """Build the SDK's model; Vonage wants numbers without their leading +."""
     options = SmsOptions(encoding_type=message.encoding_type) if message.encoding_type else None
     return Sms(
-        to=message.to.lstrip("+"),
-        from_=message.sender.lstrip("+"),
+        to=without_plus(message.to),
+        from_=without_plus(message.sender),
         text=message.encoded.text,
         client_ref=message.client_ref,
         ttl=message.ttl,
