@@ -58,7 +58,15 @@ def answer_once(
         return run()
     assert claim is not None, "admission takes the key of every ticket it lets through"
     if claim.outcome != "started":
-        IDEMPOTENCY.labels(claim.outcome).inc()
+        return _answer_taken(claim)
+    response = _run_holding(ticket, claim, run)
+    _keep_or_release(ticket, claim, response)
+    return response
+
+
+def _answer_taken(claim: Claim) -> Response:
+    """The key is another request's: replay its answer, or refuse the clash."""
+    IDEMPOTENCY.labels(claim.outcome).inc()
     if claim.outcome == "replay":
         return _replay(claim.response)
     if claim.outcome == "mismatch":
@@ -68,22 +76,32 @@ def answer_once(
             "Idempotency-Key reused",
             "This Idempotency-Key was used with a different request body.",
         )
-    if claim.outcome == "conflict":
-        raise ApiProblem(
-            409,
-            "idempotency-conflict",
-            "Request in progress",
-            "A request with this Idempotency-Key is still in progress; retry shortly.",
-            headers={"Retry-After": "1"},
-        )
-    store = current_app.extensions["store"]
+    # "conflict": the request that took the key is still running
+    raise ApiProblem(
+        409,
+        "idempotency-conflict",
+        "Request in progress",
+        "A request with this Idempotency-Key is still in progress; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _run_holding(ticket: IdempotencyTicket, claim: Claim, run: Callable[[], object]) -> Response:
+    """Run the request while it holds the key, and make its answer a response (a problem
+    too). A crash lets go of the key, so that a retry runs."""
     try:
-        response = current_app.make_response(run())
+        return current_app.make_response(run())
     except PROBLEMS as problem:
-        response = problem_response(as_problem(problem))
+        return problem_response(as_problem(problem))
     except BaseException:
-        store.release_request(ticket.key, claim.token)
+        current_app.extensions["store"].release_request(ticket.key, claim.token)
         raise
+
+
+def _keep_or_release(ticket: IdempotencyTicket, claim: Claim, response: Response) -> None:
+    """Keep the final answer under the key; or let go of the key when the answer proves
+    nothing was sent, so that a retry with it sends."""
+    store = current_app.extensions["store"]
     try:
         if _keep(response):
             ttl_s = current_app.extensions["settings"].idempotency_ttl_s
@@ -93,7 +111,6 @@ def answer_once(
     except StorageUnavailable:
         # The answer stands; the key stays locked until its in-flight expiry.
         logger.error("idempotent answer not stored: storage unavailable")
-    return response
 
 
 def fingerprint(raw: bytes) -> str:
