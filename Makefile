@@ -31,6 +31,7 @@ lint: $(BIN)/.dev  ## ruff, ruff format --check, hadolint and deptry
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint --failure-threshold info Dockerfile
+	$(BIN)/lint-imports --no-cache --no-logo  # app/'s layers: [tool.importlinter] in pyproject.toml
 	$(BIN)/deptry .  # the service's code: see [tool.deptry] in pyproject.toml
 	$(BIN)/deptry . --exclude '\..*' --exclude bench/node_peer --exclude docs --ignore DEP002,DEP004  # tests/, bench/
 

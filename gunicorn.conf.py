@@ -32,8 +32,8 @@ METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 from dotenv import load_dotenv  # noqa: E402
 from gunicorn import util as gunicorn_util  # noqa: E402
 
+from app.server.worker import port_in_use, write_unreadable  # noqa: E402
 from app.settings import ConfigError, Settings, env_file, read_environment  # noqa: E402
-from app.worker import port_in_use, write_unreadable  # noqa: E402
 
 if env_file():
     load_dotenv(env_file(), override=False)  # the real environment wins over .env
@@ -69,13 +69,13 @@ def _workers() -> int:
 
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-worker_class = "app.worker.SmsWorker"  # gevent: a send waiting on Vonage costs a greenlet
+worker_class = "app.server.worker.SmsWorker"  # gevent: a send waiting on Vonage costs a greenlet
 try:
     workers = _workers()
 except ConfigError:
     _drop_own_metrics_dir()
     raise
-# Open connections per worker; past them a new one is answered 503 at once (app/worker.py).
+# Open connections per worker; past them a new one is answered 503 at once (app/server/worker.py).
 worker_connections = 10_000
 # Longer than a load balancer's idle timeout (often 60 s), so it never reuses a closed socket.
 keepalive = 75
@@ -86,8 +86,8 @@ graceful_timeout = timeout
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 accesslog = None  # the app writes one JSON line per request itself
 errorlog = "-"
-# gunicorn's own lines as the app's JSON, on stdout, never quoting a request (app/server_log.py).
-logger_class = "app.server_log.ServerLog"
+# gunicorn's own lines as the app's JSON, on stdout, never quoting a request (app/server/log.py).
+logger_class = "app.server.log.ServerLog"
 # A shared default path makes several instances on one host collide; we do not use gunicornc.
 control_socket_disable = True
 

@@ -8,17 +8,16 @@ from flask import Flask, request
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, health, messages, openapi, optouts, scrape, webhooks
-from .admission import build_admission
-from .bulkhead import Bulkhead
-from .errors import log_unhandled, register_error_handlers
-from .limits import RateLimits
-from .request_log import configure_logging, init_request_log
-from .security import init_security_headers
+from .routes import health, messages, openapi, optouts, scrape, send_sms, webhooks
 from .settings import Settings, read_environment
-from .sms import SmsGateway
-from .store import build_store
-from .validation import MAX_BODY_BYTES
+from .store import build_admission, build_store
+from .vonage.gateway import SmsGateway
+from .web.body import MAX_BODY_BYTES
+from .web.bulkhead import Bulkhead
+from .web.problems import log_unhandled, register_error_handlers
+from .web.rate_limits import RateLimits
+from .web.request_log import configure_logging, init_request_log
+from .web.security_headers import init_security_headers
 
 logger = logging.getLogger("sms_service")
 
@@ -46,7 +45,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     SmsGateway.init_app(app)
     Bulkhead.init_app(app)
     register_error_handlers(app)
-    blueprints = (health.bp, api.bp, messages.bp, optouts.bp, webhooks.bp, scrape.bp, openapi.bp)
+    blueprints = (
+        health.bp,
+        send_sms.bp,
+        messages.bp,
+        optouts.bp,
+        webhooks.bp,
+        scrape.bp,
+        openapi.bp,
+    )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app

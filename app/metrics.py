@@ -1,4 +1,4 @@
-"""Prometheus metrics: the counters every module counts in (GET /metrics: scrape.py).
+"""Prometheus metrics: the counters every module counts in (GET /metrics: app/routes/scrape.py).
 
 Under gunicorn every worker writes its samples to PROMETHEUS_MULTIPROC_DIR (prepared
 and cleaned by gunicorn.conf.py) and /metrics adds them up; elsewhere one process

@@ -14,11 +14,12 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from dotenv import dotenv_values
 from limits import parse_many
 
+from .domain.phone import is_e164
+
 MIN_SECRET_LENGTH = 24
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
-_E164_SENDER = re.compile(r"\+?[1-9][0-9]{6,14}")
 _ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9 ]{1,11}")
 _DURATION = re.compile(r"([0-9]{1,9})([smhd]?)")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -338,4 +339,4 @@ def _seconds(match: re.Match) -> int:
 
 def is_sender(value: str) -> bool:
     """Tell whether `value` can be an SMS sender: an E.164 number or an alphanumeric ID."""
-    return bool(_E164_SENDER.fullmatch(value) or _ALPHANUMERIC_SENDER.fullmatch(value.strip()))
+    return is_e164(value) or bool(_ALPHANUMERIC_SENDER.fullmatch(value.strip()))

@@ -26,8 +26,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from app import create_app
+from app.domain.sms_request import parse_send_sms
 from app.settings import Settings
-from app.validation import parse_send_sms
 from tools.stack import ensure_credentials, running, start_emulator
 
 BODY = {"to": "+14155550100", "text": "CPU per send"}

@@ -1,6 +1,6 @@
 """Count SMS segments the way carriers bill them, so tests can assert on cost.
 
-Written apart from app/sms_encoding.py on purpose: the emulator stands in for Vonage,
+Written apart from app/domain/sms_encoding.py on purpose: the emulator stands in for Vonage,
 and the end-to-end tests compare the service's count with this one. One shared copy
 would make that comparison agree with itself.
 """

@@ -13,7 +13,7 @@ from limits import parse_many
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from app.admission import (
+from app.store.admission import (
     API_KEY,
     FAILED_AUTH,
     KNOWN_KEY_S,
@@ -24,7 +24,8 @@ from app.admission import (
     Ticket,
     recipient_key,
 )
-from app.store import MemoryStore, StorageUnavailable
+from app.store.contract import StorageUnavailable
+from app.store.memory import MemoryStore
 
 IP, NUMBER = "203.0.113.9", "+14155550100"
 FINGERPRINT, OTHER = "f" * 64, "0" * 64
@@ -63,8 +64,8 @@ def make(request):
             strategy = MovingWindowRateLimiter(MemoryStorage())
             store = MemoryStore(3600, 1000)
             return Harness(StepwiseAdmission(strategy, store, limits), store, strategy, limits)
-        from app.redis_admission import RedisAdmission
-        from app.redis_store import RedisStore, connect
+        from app.store.redis_admission import RedisAdmission
+        from app.store.redis_store import RedisStore, connect
 
         url = request.getfixturevalue("redis_url")
         storage = RedisStorage(url)
@@ -284,8 +285,8 @@ def test_concurrent_sends_pass_exactly_the_limit(make):
 
 def test_redis_admission_fails_closed(redis_server):
     """Redis out of reach: StorageUnavailable (503), never a verdict."""
-    from app.redis_admission import RedisAdmission
-    from app.redis_store import connect
+    from app.store.redis_admission import RedisAdmission
+    from app.store.redis_store import connect
     from tools.stack import free_port
 
     client = connect(f"redis://127.0.0.1:{free_port()}/0")

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from app.limit_storage import BoundedMemoryStorage
+from app.store.limit_storage import BoundedMemoryStorage
 from tests.conftest import AUTH, AUTH_B, SECRET_A, UUID, VALID_BODY, VONAGE_SMS_URL
 
 WRONG = {"X-API-Key": "w" * 24}

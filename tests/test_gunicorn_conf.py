@@ -51,7 +51,7 @@ def load(environment: dict[str, str]) -> dict:
 
 def test_defaults_without_redis(environment):
     conf = load(environment)
-    assert (conf["workers"], conf["worker_class"]) == (1, "app.worker.SmsWorker")
+    assert (conf["workers"], conf["worker_class"]) == (1, "app.server.worker.SmsWorker")
     assert conf["worker_connections"] == 10_000
     assert conf["bind"] == "0.0.0.0:8000"
     assert conf["timeout"] == 30  # 2 x VONAGE_TIMEOUT + 10

@@ -7,8 +7,8 @@ import pytest
 import requests
 from flask import g
 
-from app.errors import InvalidPayload, problem_response
-from app.idempotency import MAX_KEPT_BODY, fingerprint, kept_answer
+from app.web.idempotency import MAX_KEPT_BODY, fingerprint, kept_answer
+from app.web.problems import InvalidPayload, problem_response
 from tests.conftest import AUTH, AUTH_B, UUID, VALID_BODY, VONAGE_SMS_URL
 
 

@@ -10,7 +10,7 @@ import pytest
 from openapi_spec_validator import validate
 from werkzeug.exceptions import HTTPException
 
-from app.errors import HTTP_SLUGS
+from app.web.problems import HTTP_SLUGS
 from tests.conftest import AUTH, UUID, VALID_BODY
 from tests.openapi_conformance import (
     DOCUMENT_PATH,
@@ -25,10 +25,10 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 PROBLEM_JSON = "application/problem+json"
 JSON_AUTH = {**AUTH, "Content-Type": "application/json"}
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
-# Slugs in app code: ApiProblem(409, "slug", ...), super().__init__(503, "slug", ...), and the
-# rate limits' limits.hit(..., "slug").
+# Slugs in app code: ApiProblem(409, "slug", ...), the gateway's UpstreamError(502, "slug", ...),
+# super().__init__(503, "slug", ...), and the rate limits' limits.hit(..., "slug").
 _RAISED_SLUG = re.compile(
-    r'(?:ApiProblem|super\(\)\.__init__)\(\s*\d{3},\s*"([a-z0-9-]+)"|\.(?:hit|check)\([^()]*"([a-z0-9-]+)"\)'
+    r'(?:ApiProblem|UpstreamError|super\(\)\.__init__)\(\s*\d{3},\s*"([a-z0-9-]+)"|\.(?:hit|check)\([^()]*"([a-z0-9-]+)"\)'
 )
 GOOD_SEND = {
     "success": True,
@@ -105,7 +105,7 @@ def test_operation_ids_are_unique_and_every_operation_has_a_default_problem():
 
 def test_every_problem_slug_the_app_raises_is_listed():
     raised = set(HTTP_SLUGS.values()) | {"http-error"}
-    for module in APP_DIR.glob("*.py"):
+    for module in APP_DIR.rglob("*.py"):
         for found in _RAISED_SLUG.findall(module.read_text(encoding="utf-8")):
             raised |= {slug for slug in found if slug}
     listed = load_document()["components"]["schemas"]["Problem"]["properties"]["type"]

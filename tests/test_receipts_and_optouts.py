@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.store import StorageUnavailable
+from app.store.contract import StorageUnavailable
 from tests.conftest import AUTH, AUTH_B, UUID, VALID_BODY, VONAGE_SMS_URL
 from tests.webhook_signing import SIGNATURE_SECRET, inbound_body, sign, signed_post, status_body
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.security import SECURITY_HEADERS
+from app.web.security_headers import SECURITY_HEADERS
 from tests.conftest import AUTH, SECRET_A, SECRET_B, UUID, VALID_BODY, VONAGE_SMS_URL
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.sms_encoding import GSM7, UCS2, encode, smart_encode
+from app.domain.sms_encoding import GSM7, UCS2, encode, smart_encode
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,9 @@ from collections import OrderedDict
 
 import pytest
 
-from app.records import parse_status_webhook, sent_record
-from app.store import EXPIRED_PER_BEGIN, MemoryStore, OptIn, OptOut
+from app.domain.optouts import OptIn, OptOut
+from app.domain.records import parse_status_webhook, sent_record
+from app.store.memory import EXPIRED_PER_BEGIN, MemoryStore
 from tests.webhook_signing import status_body
 
 UUID = "bbbbbbbb-0000-4000-8000-000000000001"
@@ -26,7 +27,7 @@ class FakeClock:
 def make_store(request):
     """Build a store of each kind with a retention, a size bound and a clock."""
     if request.param == "redis":
-        from app.redis_store import RedisStore, connect
+        from app.store.redis_store import RedisStore, connect
 
         client = connect(request.getfixturevalue("redis_url"))
         yield lambda retention_s=3600, max_messages=1000, clock=None: RedisStore(
@@ -319,7 +320,7 @@ def test_concurrent_begins_start_exactly_one(store):
 
 
 def test_a_key_noted_at_an_address_is_known_there_for_its_ttl(make_store):
-    """What lets a key pass its address's failed-key brake (admission.py)."""
+    """What lets a key pass its address's failed-key brake (app/store/admission.py)."""
     store = make_store(clock=time.time)
     store.note_key_at("2001:db8::1", "alpha", ttl_s=1)
 
@@ -431,7 +432,7 @@ def test_memory_forgets_expired_answers_as_new_keys_come():
 
 def test_an_opt_out_kept_before_sources_is_readable_and_counts_as_the_recipients(redis_url):
     """Redis entries written before `optout-sources` existed: number -> since, no source."""
-    from app.redis_store import RedisStore, connect
+    from app.store.redis_store import RedisStore, connect
 
     client = connect(redis_url)
     client.hset("sms:optouts", NUMBER, JAN)  # as the previous version wrote it

@@ -14,8 +14,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from app.vonage_auth import RENEW_AFTER_S, TOKEN_LIFETIME_S, CachedJwtAuth
-from app.vonage_client import VonageTransport
+from app.vonage.auth import RENEW_AFTER_S, TOKEN_LIFETIME_S, CachedJwtAuth
+from app.vonage.transport import VonageTransport
 from tests.conftest import APPLICATION_ID, AUTH, UUID, VALID_BODY, VONAGE_SMS_URL
 from tests.raw_https import (
     RawHttpsServer,
@@ -301,9 +301,9 @@ monkey.patch_all()
 import json, os, time
 import gevent
 from app.settings import Settings
-from app.sms import SmsGateway
-from app.validation import parse_send_sms
-from app.vonage_client import VonageTransport
+from app.vonage.gateway import SmsGateway
+from app.domain.sms_request import parse_send_sms
+from app.vonage.transport import VonageTransport
 
 settings = Settings.from_environ(json.loads(os.environ["TEST_SETTINGS"]))
 gateway = SmsGateway(VonageTransport(settings), settings)

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from app.webhook_auth import BadSignature, check_claims, check_payload_hash, verify_signature
+from app.web.webhook_auth import BadSignature, check_claims, check_payload_hash, verify_signature
 from tests.conftest import shared_file
 from tests.webhook_signing import OLD_SECRET, SIGNATURE_SECRET, sign, signed_post, status_body
 

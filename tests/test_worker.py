@@ -12,9 +12,9 @@ from gunicorn.http.body import Body, ChunkedReader
 from gunicorn.http.errors import InvalidHeader
 from gunicorn.http.unreader import IterUnreader
 
-from app import worker
-from app.errors import RequestTimeout, UnreadableBody
-from app.server_log import ServerLog
+from app.server import worker
+from app.server.log import ServerLog
+from app.web.problems import RequestTimeout, UnreadableBody
 from tests.conftest import SECRET_A
 
 

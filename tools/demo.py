@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 
-from app.worker import port_in_use
+from app.server.worker import port_in_use
 from tools.stack import ROOT, ensure_credentials, wired_stack
 
 

@@ -1,0 +1,142 @@
+"""Rate limits: per API key, per recipient, and on failed authentication per client IP.
+
+flask-limiter owns the storage (process memory, or Redis when configured) and the
+moving-window strategy. POST /send-sms counts its limits in its admission step
+(app/store/admission.py), at their places in the request: the failed-key brake, the key's limit
+before validation, the recipient's after it. The other credentials (the other routes'
+API keys, the metrics token, webhook signatures) go through the brake in the same
+admission step, stopped after it. When Redis is out of reach, the limits fail closed (503).
+
+In process memory the counters live in BoundedMemoryStorage (app/store/limit_storage.py): idle keys
+go, and at most MAX_LIMIT_KEYS are kept. A client address is always an IP address
+(client_ip), so a header cannot make a key of any other string.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+
+from flask import Flask, current_app, g, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from limits import parse_many
+from limits.strategies import RateLimiter
+
+from ..metrics import RATE_LIMITED
+from ..store.admission import FAILED_AUTH, Admission, LimitItems, Ticket, Window
+from ..store.limit_storage import BoundedMemoryStorage
+from .problems import ApiProblem
+
+MAX_LIMIT_KEYS = 100_000  # counters kept in process memory; the least recently counted go first
+
+
+class RateLimits:
+    """The app's limiter and its parsed limits."""
+
+    def __init__(self, app: Flask):
+        settings = app.extensions["settings"]
+        app.config["RATELIMIT_ENABLED"] = True  # always explicit: flask-limiter reads it once
+        # Process memory counts per process; several workers or instances need Redis.
+        app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or BoundedMemoryStorage.URI
+        if settings.redis_url:  # fail fast, and as limits' own StorageError
+            app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+                "wrap_exceptions": True,
+                "socket_timeout": 1,
+                "socket_connect_timeout": 1,
+            }
+        else:
+            app.config["RATELIMIT_STORAGE_OPTIONS"] = {"max_keys": MAX_LIMIT_KEYS}
+        self.limiter = Limiter(key_func=get_remote_address, strategy="moving-window")
+        # Only its storage and strategy are used: every limit is counted at its place in the
+        # request. Marked as registered, init_app skips its request hooks (decorated and
+        # default limits, headers), which decide nothing here and cost 0.2-0.3 ms a request.
+        app.extensions.setdefault("limiter", set()).add(self.limiter)
+        self.limiter.init_app(app)
+        self.items = LimitItems(
+            failed_auth=parse_many(settings.auth_failure_limit),
+            per_key=parse_many(settings.rate_limit),
+            per_recipient=parse_many(settings.recipient_rate_limit),
+        )
+        app.extensions["rate_limits"] = self
+        app.after_request(_add_rate_limit_headers)
+
+    @property
+    def strategy(self) -> RateLimiter:
+        return self.limiter.limiter
+
+
+def too_many(window: Window, scope: str, slug: str) -> ApiProblem:
+    """The 429 for a spent limit, with Retry-After; its window is the one the headers show."""
+    retry_after = max(1, math.ceil(window.stats.reset_time - time.time()))
+    show_rate_limit(window)
+    RATE_LIMITED.labels(scope).inc()
+    what = "this recipient" if slug == "recipient-rate-limited" else "this client"
+    return ApiProblem(
+        429,
+        slug,
+        "Too many requests",
+        f"The limit of {window.item} for {what} is spent; retry after {retry_after} seconds.",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def show_rate_limit(window: Window) -> None:
+    """Tell the caller, in the answer's headers, where it stands on this limit."""
+    g.rate_limit_shown = window
+
+
+def admission() -> Admission:
+    return current_app.extensions["admission"]
+
+
+def admit_credential(name: str | None) -> None:
+    """Put a credential already compared through the failed-key brake: `name` is whose it is,
+    None when it matched nothing (a failure, counted against the client's address).
+
+    Raise 429 while the address is braked, whether the credential is right or wrong, so that
+    a guess cannot be confirmed; only a credential that succeeded from this address lately
+    still passes (app/store/admission.py). Return for a right one and for a wrong one not
+    braked: the caller answers the wrong one (401)."""
+    verdict = admission().admit(Ticket(client_ip(), name, stop_after="api-key"))
+    if verdict.refused_by == "failed-auth":
+        raise too_many(verdict.window, FAILED_AUTH, "rate-limited")
+
+
+def client_ip() -> str:
+    """The client's address, as the limits count it: the one ProxyFix took from
+    X-Forwarded-For when it is an IP address, else the peer's. Anything else a header holds
+    would become a limiter key of its own."""
+    forwarded = _ip_address(request.remote_addr)
+    if forwarded is not None:
+        return forwarded
+    peer = request.environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR")
+    return _ip_address(peer) or "-"
+
+
+def _ip_address(value: str | None) -> str | None:
+    """`value` as an IP address in its one canonical spelling, or None (an IPv6 zone too,
+    which may hold any text)."""
+    try:
+        address = ipaddress.ip_address(value or "")
+    except ValueError:
+        return None
+    if getattr(address, "scope_id", None):
+        return None
+    return str(address)
+
+
+def _add_rate_limit_headers(response):
+    """Tell the caller where it stands on its tightest limit (IETF RateLimit fields, seconds).
+
+    The window was read when the limit was counted, in the same round trip, so the answer
+    needs no second look at the storage."""
+    window: Window | None = g.get("rate_limit_shown")
+    if window is None:
+        return response
+    reset_s = max(0, math.ceil(window.stats.reset_time - time.time()))
+    response.headers["RateLimit-Limit"] = str(window.item.amount)
+    response.headers["RateLimit-Remaining"] = str(window.stats.remaining)
+    response.headers["RateLimit-Reset"] = str(reset_s)
+    return response

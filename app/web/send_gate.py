@@ -1,0 +1,91 @@
+"""The checks before an SMS goes out, in the order the API promises, over one admission.
+
+Order of refusals: the failed-key brake (429 whatever key comes next, so that a guess
+cannot be confirmed; but a key that succeeded from that address lately), a wrong key
+(401, counted against the client IP), a malformed Idempotency-Key (400), an
+Idempotency-Key already used (a replay costs no limit and never reaches Vonage), the
+key's limit (429), the body (400), the opt-out list (422, before the recipient's limit
+so that refused sends use none of its allowance), the recipient's limit (429).
+
+The CPU work (comparing the key, reading the header, validating the body) runs first,
+and always: the brake's answer then takes as long whether the key was right or not.
+The storage's gates run next in one admission step (one round trip with Redis), told
+where to stop; the refusals are raised here, in order, from its verdict.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from flask import current_app, g, request
+
+from ..domain.phone import mask_number
+from ..domain.sms_request import SmsRequest
+from ..store.admission import API_KEY, FAILED_AUTH, RECIPIENT, Ticket, Verdict
+from .api_keys import identify_api_key, unauthorized
+from .body import parse_sms_request
+from .idempotency import HEADER, answer_once, idempotency_ticket
+from .optout_list import opted_out
+from .problems import InvalidPayload
+from .rate_limits import admission, client_ip, show_rate_limit, too_many
+
+
+def admit_send(view: Callable[[SmsRequest], object]):
+    """Call `view(message)` once the request passes every check; else raise the first
+    refusal (or replay the Idempotency-Key's answer)."""
+
+    @functools.wraps(view)
+    def wrapped():
+        settings = current_app.extensions["settings"]
+        api_key = identify_api_key(request.headers.get("X-API-Key", ""))
+        idempotency, bad_header = _deferred(
+            idempotency_ticket,
+            request.headers.get(HEADER),
+            api_key or "",
+            g.raw_body,
+            settings.request_deadline_s,
+        )
+        message, bad_body = _deferred(parse_sms_request, g.raw_body, settings)
+        stop_after = "api-key" if bad_header else "key-limit" if bad_body else "recipient-limit"
+        recipient = message.to if message else None
+        ticket = Ticket(client_ip(), api_key, stop_after, idempotency, recipient)
+        verdict = admission().admit(ticket)
+        if verdict.refused_by == "failed-auth":
+            raise too_many(verdict.window, FAILED_AUTH, "rate-limited")
+        if verdict.refused_by == "api-key":
+            raise unauthorized()
+        g.api_key_name = api_key  # for logs and metrics; the secret goes nowhere
+        if bad_header is not None:
+            raise bad_header
+        return answer_once(
+            idempotency, verdict.claim, lambda: view(_after_claim(verdict, message, bad_body))
+        )
+
+    return wrapped
+
+
+def _after_claim(
+    verdict: Verdict, message: SmsRequest | None, bad_body: InvalidPayload | None
+) -> SmsRequest:
+    """Raise the refusals that come after the Idempotency-Key, so that its answer is kept."""
+    if verdict.refused_by == "key-limit":
+        raise too_many(verdict.window, API_KEY, "rate-limited")
+    show_rate_limit(verdict.window)  # the key's tightest limit
+    if bad_body is not None:
+        raise bad_body
+    g.to_masked = mask_number(message.to, message.country_code)
+    g.segments = message.encoded.segments
+    if verdict.refused_by == "opt-out":
+        raise opted_out(verdict.opted_out_since)
+    if verdict.refused_by == "recipient-limit":
+        raise too_many(verdict.window, RECIPIENT, "recipient-rate-limited")
+    return message
+
+
+def _deferred(check: Callable, *args) -> tuple:
+    """Run a CPU check now and keep its refusal for its turn: (result, None) or (None, 400)."""
+    try:
+        return check(*args), None
+    except InvalidPayload as problem:
+        return None, problem
