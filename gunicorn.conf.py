@@ -46,6 +46,10 @@ def _drop_own_metrics_dir() -> None:
 
 try:
     settings = Settings.from_environ(read_environment())
+    if not settings.redis_url and settings.state_path != ":memory:":
+        from app.sqlite_store import check_schema
+
+        check_schema(settings.state_path)  # a file from a newer version stops the boot here
 except ConfigError:
     _drop_own_metrics_dir()  # a failed start leaves no folder behind
     raise

@@ -1,7 +1,8 @@
 """Where the service keeps state: message records and the opt-out list.
 
-One small interface; MemoryStore keeps it in this process (the embedded default),
-and a shared implementation (Redis) sits behind the same methods.
+One small interface; SQLiteStore (sqlite_store.py) keeps it in a file, the embedded
+default; RedisStore (redis_store.py) shares it between workers and instances; MemoryStore
+keeps it in this process (unit tests, or STATE_PATH=:memory:).
 
 The opt-out list remembers who put each number on it, and keeps these rules:
 - the first date stays: adding a number again never moves `since`;
@@ -14,6 +15,7 @@ The opt-out list remembers who put each number on it, and keeps these rules:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -25,16 +27,20 @@ from typing import Literal, Protocol
 from .errors import ApiProblem
 from .records import Record, apply_status, merge_sent
 
+logger = logging.getLogger("sms_service")
+MEMORY = ":memory:"  # the STATE_PATH that keeps state in process memory
+
 
 class StorageUnavailable(ApiProblem):
-    """The shared state is out of reach: refuse rather than send unlimited or twice."""
+    """The state (Redis, or the STATE_PATH file) is out of reach or cannot be written:
+    refuse rather than send unlimited or twice."""
 
     def __init__(self):
         super().__init__(
             503,
             "storage-unavailable",
             "Storage unavailable",
-            "The service's shared state (Redis) is unreachable; nothing was sent. Retry later.",
+            "The service's state storage is unavailable; nothing was sent. Retry later.",
             headers={"Retry-After": "5"},
         )
 
@@ -92,13 +98,27 @@ def claim_from(current: dict | None, fingerprint: str) -> Claim:
 
 
 def build_store(settings) -> Store:
-    """Redis when REDIS_URL is set (shared by workers and instances), else process memory."""
+    """Redis when REDIS_URL is set (shared by workers and instances); else the SQLite file at
+    STATE_PATH; process memory only when STATE_PATH is :memory:, with a warning."""
     if settings.redis_url:
         from .redis_store import RedisStore, connect
 
         return RedisStore(
             connect(settings.redis_url), settings.message_retention_s, settings.max_messages
         )
+    if settings.state_path != MEMORY:
+        from .sqlite_store import SQLiteStore
+
+        return SQLiteStore(
+            settings.state_path,
+            settings.message_retention_s,
+            settings.max_messages,
+            max_answer_bytes=settings.idempotency_max_mb * 1024 * 1024,
+        )
+    logger.warning(
+        "STATE_PATH=:memory: keeps state in process memory: a restart forgets opt-outs, "
+        "idempotency keys and message records"
+    )
     return MemoryStore(
         settings.message_retention_s,
         settings.max_messages,
@@ -107,6 +127,8 @@ def build_store(settings) -> Store:
 
 
 class Store(Protocol):
+    kind: str  # "sqlite", "redis" or "memory", as /health reports it
+
     def save_sent(self, record: Record) -> None:
         """Keep the record of an SMS Vonage accepted (merging a webhook that came first)."""
 
@@ -147,7 +169,7 @@ class Store(Protocol):
         """Let go of `key` without an answer, so the caller may retry with it."""
 
     def ping(self) -> bool:
-        """Tell whether the store answers."""
+        """Tell whether the store answers and takes writes."""
 
 
 # Idempotency entries past their expiry forgotten by one begin_request, at most: it holds the
@@ -161,9 +183,16 @@ MAX_KNOWN_KEYS = 100_000  # (address, credential) pairs that pass the brake; the
 MAX_WEBHOOK_TOKENS = 100_000
 
 
+def request_entry_size(key: str, entry: dict) -> int:
+    """About how many bytes an idempotency entry costs: its key, its answer's body, overhead."""
+    return len(key) + ENTRY_OVERHEAD + len(entry.get("response", {}).get("body", ""))
+
+
 class MemoryStore:
     """The store in process memory: records and webhook token ids bounded by age and count,
     opt-outs kept, and Idempotency-Key answers bounded by age, count (max_messages) and bytes."""
+
+    kind = "memory"
 
     def __init__(
         self,
@@ -294,7 +323,7 @@ class MemoryStore:
 
     def _keep_request(self, key: str, expires_at: float, entry: dict) -> None:
         """Store an entry (a key kept again keeps its place in the order)."""
-        size = len(key) + ENTRY_OVERHEAD + len(entry.get("response", {}).get("body", ""))
+        size = request_entry_size(key, entry)
         previous = self._requests.get(key)
         self._request_bytes += size - (previous[2] if previous else 0)
         self._requests[key] = (expires_at, entry, size)
