@@ -2,9 +2,9 @@
 
 Starts the emulator at each upstream latency in turn (default 0, 50 and 200 ms), then each
 configuration (our service with its SQLite state file, in memory, with Redis, the Node/Express
-peer, the naive Flask app and the floor), drives it with wrk at each concurrency (default 1, 8, 32 and 128 connections), and
-writes docs/benchmarks/results.md, results.json and throughput.png. Everything listens on
-127.0.0.1 and every run is bounded in time.
+peer, the naive Flask app and the floor), drives it with wrk at each concurrency (default 1, 8,
+32 and 128 connections), and writes docs/benchmarks/results.md, results.json and
+throughput.png. Everything listens on 127.0.0.1 and every run is bounded in time.
 """
 
 from __future__ import annotations

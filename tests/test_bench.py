@@ -221,6 +221,27 @@ def test_the_service_runs_as_in_production(monkeypatch, upstream, name, gunicorn
     assert started["app"] == "wsgi:app"
 
 
+@pytest.mark.parametrize(
+    ("name", "state_path"), [("service", None), ("service in memory", ":memory:")]
+)
+def test_the_service_keeps_its_state_where_the_configuration_says(
+    monkeypatch, upstream, name, state_path
+):
+    """As shipped: no STATE_PATH, so start_service gives each start a state file of its own;
+    in memory only for the configuration that says so."""
+    started = {}
+    monkeypatch.setattr(
+        run, "start_service", lambda folder, env, app: started.update(env) or FakeProcess()
+    )
+    configuration = next(c for c in run.CONFIGURATIONS if c.name == name)
+
+    with run.started(configuration, upstream, redis=None):
+        pass
+
+    assert started.get("STATE_PATH") == state_path
+    assert "REDIS_URL" not in started
+
+
 def test_the_service_is_described_by_its_config_file_not_a_worker_model():
     """The worker model is gunicorn.conf.py's to change: the description must not pin one."""
     service = next(c for c in run.CONFIGURATIONS if c.name == report.SERVICE)

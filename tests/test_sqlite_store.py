@@ -346,7 +346,9 @@ def test_the_demo_keeps_its_state_in_the_demo_folder(monkeypatch, tmp_path):
 
     monkeypatch.setattr(demo, "port_in_use", lambda host, port: False)
     monkeypatch.setattr(demo, "wired_stack", wired_stack)
-    monkeypatch.setattr(demo, "ensure_credentials", lambda folder: Credentials(folder, "a", "k", "x"))
+    monkeypatch.setattr(
+        demo, "ensure_credentials", lambda folder: Credentials(folder, "a", "k", "x")
+    )
 
     assert demo.main() == 1
     assert asked["STATE_PATH"] == str(ROOT / ".demo" / "state.db")
@@ -519,7 +521,9 @@ def test_a_full_disk_refuses_every_send_until_the_file_may_grow(
     nothing more is sent, and the store serves again once the file may grow."""
     SQLiteStore(path, 3600, 1000).close()
     pages = read(path, "PRAGMA page_count")
-    monkeypatch.setattr(sqlite_store, "SQLiteStore", functools.partial(SQLiteStore, max_pages=pages))
+    monkeypatch.setattr(
+        sqlite_store, "SQLiteStore", functools.partial(SQLiteStore, max_pages=pages)
+    )
     client = sqlite_app(path, recipient_rate_limit="1000 per minute")
 
     def send(n: int):
@@ -532,7 +536,10 @@ def test_a_full_disk_refuses_every_send_until_the_file_may_grow(
     assert set(statuses[first_refusal:]) == {503}
     assert len(many_uuids.calls) == first_refusal  # every 200 sent once, no 503 sent at all
     assert send(99).json["type"].endswith("/storage-unavailable")
-    assert signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "STOP")).status_code == 503
+    assert (
+        signed_post(client, "/webhooks/inbound", inbound_body("14155550100", "STOP")).status_code
+        == 503
+    )
     assert client.get("/health").json == {
         "status": "ok",
         "storage": "unavailable",
@@ -547,3 +554,23 @@ def test_a_full_disk_refuses_every_send_until_the_file_may_grow(
     store.max_pages = pages + 1000  # room again: the operator freed some disk
     assert client.get("/health").json["writable"] is True
     assert send(100).status_code == 200
+
+
+def test_a_stack_starts_on_a_state_file_of_its_own(monkeypatch, tmp_path):
+    """The tests, the benchmark and the demo start services from nothing, never on a file the
+    calling shell names, unless they name one (the demo's .demo/state.db, :memory:)."""
+    from tools import stack
+
+    environments = []
+    monkeypatch.setenv("STATE_PATH", str(tmp_path / "the-shells.db"))
+    monkeypatch.setattr(stack.subprocess, "Popen", lambda command, **kw: environments.append(kw))
+    monkeypatch.setattr(stack, "_wait_until_ready", lambda process, ready: None)
+
+    for env in ({}, {}, {"STATE_PATH": ":memory:"}):
+        stack.start_service(tmp_path, env, port=1234)
+
+    first, second, named = (kw["env"]["STATE_PATH"] for kw in environments)
+    assert first != second
+    assert Path(first).parent == Path(second).parent == tmp_path
+    assert "the-shells.db" not in first + second
+    assert named == ":memory:"

@@ -37,9 +37,12 @@ def make_store(request):
         from app.sqlite_store import SQLiteStore
 
         path, built = str(request.getfixturevalue("tmp_path") / "state.db"), []
-        yield lambda retention_s=3600, max_messages=1000, clock=None: built.append(
-            SQLiteStore(path, retention_s, max_messages, clock or FakeClock())
-        ) or built[-1]
+
+        def on_file(retention_s=3600, max_messages=1000, clock=None):
+            built.append(SQLiteStore(path, retention_s, max_messages, clock or FakeClock()))
+            return built[-1]
+
+        yield on_file
         for store in built:
             store.close()
     else:
