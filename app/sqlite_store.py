@@ -80,6 +80,7 @@ POOL_SIZE = 4  # idle connections kept; under gevent one is enough, threads may 
 RETRY_S = 1.0  # a file that could not be set up is tried again at most this often
 PURGE_BATCH = EXPIRED_PER_BEGIN  # expired rows one write forgets at most: each adds one row
 EXCESS_BATCH = 64  # rows past a bound one write forgets at most (a lowered MAX_MESSAGES drains)
+NOTE_AGAIN_S = 60  # a key's note at an address is rewritten at most this often (ttl: 24 h)
 CHECKPOINT_EVERY = 200  # commits between two checkpoints, run off the event loop
 # WAL pages past which a committing connection checkpoints itself, on the loop: only if the
 # checkpoints off the loop fall behind (SQLite's own default is 1000).
@@ -256,7 +257,8 @@ class SQLiteStore:
                     (json.dumps(record), message_uuid),
                 )
             else:
-                db.execute("DELETE FROM messages WHERE uuid = ?", (message_uuid,))
+                if row is not None:  # past the retention, not yet purged
+                    db.execute("DELETE FROM messages WHERE uuid = ?", (message_uuid,))
                 db.execute(
                     "INSERT INTO messages (uuid, stored_at, record) VALUES (?, ?, ?)",
                     (message_uuid, now, json.dumps(record)),
@@ -300,7 +302,16 @@ class SQLiteStore:
 
     @_fail_closed
     def note_key_at(self, client_ip: str, name: str, ttl_s: int) -> None:
+        """Every authenticated request notes its key: a note younger than a minute (or a
+        hundredth of its ttl) is left as it is, a read instead of a write."""
         now = self.clock()
+        with self._connection() as db:
+            row = db.execute(
+                "SELECT expires_at FROM known_keys WHERE client_ip = ? AND name = ?",
+                (client_ip, name),
+            ).fetchone()
+        if row is not None and row[0] >= now + ttl_s - min(NOTE_AGAIN_S, ttl_s / 100):
+            return
         with self._write() as db:
             db.execute(
                 "INSERT INTO known_keys VALUES (?, ?, ?) ON CONFLICT (client_ip, name)"
@@ -344,10 +355,13 @@ class SQLiteStore:
     def begin_request(self, key: str, fingerprint: str, lock_s: int) -> Claim:
         now = self.clock()
         with self._write() as db:
-            current = _live_request(db, key, now)
-            if current is not None:
-                return claim_from(current, fingerprint)
-            db.execute("DELETE FROM requests WHERE key = ?", (key,))  # an expired one
+            row = db.execute(
+                "SELECT entry, expires_at FROM requests WHERE key = ?", (key,)
+            ).fetchone()
+            if row is not None and row[1] > now:
+                return claim_from(json.loads(row[0]), fingerprint)
+            if row is not None:  # expired, not yet purged
+                db.execute("DELETE FROM requests WHERE key = ?", (key,))
             self._make_room(db, now)
             token = uuid.uuid4().hex
             entry = {"state": "in_flight", "token": token, "fingerprint": fingerprint}
