@@ -24,11 +24,11 @@ gevent: the worker monkey-patches the standard library, but sqlite3 is C code th
 cannot make cooperative, so every call blocks the whole worker (its event loop) while it
 runs. That is why transactions stay short (tens of microseconds: a few indexed statements,
 no network, no sleeping inside one) and why nothing here scans a table. The waits that
-could be long are kept off the event loop or bounded: the WAL's checkpoints (copying it into
-the file, then syncing it: milliseconds, more on a slow disk) run every CHECKPOINT_EVERY
-commits in a real thread (gevent's native pool), which sqlite3 lets run beside the loop;
-another process's write lock is waited for BUSY_TIMEOUT_S at most, then 503. An opt-out's
-synced commit waits for the disk on the loop: opt-outs are rare.
+could be long are bounded: another process's write lock (BUSY_TIMEOUT_S, then 503), an
+opt-out's commit synced to disk (rare), and the WAL's automatic checkpoint (every 1000 pages,
+about 4 MB of writes or 100 sends: a few milliseconds, more on a slow disk). The checkpoint
+stays on the loop on purpose: run beside it in a thread, it never catches up with a loop that
+keeps writing, so the WAL is never restarted and grows without bound (40 MB in 600 sends).
 
 Failure fails closed, as with Redis: a call the file cannot serve raises StorageUnavailable
 (503 storage-unavailable on sends, 503 on webhooks, `storage: unavailable` on /health), with
@@ -81,10 +81,6 @@ RETRY_S = 1.0  # a file that could not be set up is tried again at most this oft
 PURGE_BATCH = EXPIRED_PER_BEGIN  # expired rows one write forgets at most: each adds one row
 EXCESS_BATCH = 64  # rows past a bound one write forgets at most (a lowered MAX_MESSAGES drains)
 NOTE_AGAIN_S = 60  # a key's note at an address is rewritten at most this often (ttl: 24 h)
-CHECKPOINT_EVERY = 200  # commits between two checkpoints, run off the event loop
-# WAL pages past which a committing connection checkpoints itself, on the loop: only if the
-# checkpoints off the loop fall behind (SQLite's own default is 1000).
-BACKSTOP_PAGES = 10_000
 MIN_FREE_BYTES = 16 * 1024 * 1024  # free disk space that ends a full disk's refusal
 # Failures that refuse every call until they are disproved, since a write that happens to
 # succeed (a row rewritten in place, a table whose pages are sound) proves nothing: a full disk
@@ -219,7 +215,6 @@ class SQLiteStore:
         self._ready = False
         self._next_attempt = 0.0  # time.monotonic() before which set-up is not tried again
         self._failure: tuple[str, str] | None = None  # (SQLite's error name, its message)
-        self._commits, self._checkpointing = 0, False
         self._set_up_once(at_start=True)
 
     # --- records ------------------------------------------------------------------------
@@ -509,7 +504,6 @@ class SQLiteStore:
         try:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
-            db.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
             if self.max_pages is not None:
                 db.execute(f"PRAGMA max_page_count = {int(self.max_pages)}")
         except BaseException:
@@ -536,28 +530,6 @@ class SQLiteStore:
                 db.execute("PRAGMA synchronous = NORMAL")
         if self._failure is not None:
             self._recovered()
-        self._commits += 1
-        if self._commits % CHECKPOINT_EVERY == 0:
-            self._checkpoint_soon()
-
-    def _checkpoint_soon(self) -> None:
-        """Start a checkpoint off the event loop, unless one is running."""
-        with self._lock:
-            if self._checkpointing:
-                return
-            self._checkpointing = True
-        _in_a_real_thread(self._checkpoint)
-
-    def _checkpoint(self) -> None:
-        """Copy the WAL into the file, without waiting for readers or writers (PASSIVE); on
-        a connection of its own. A failure is left to the next write to find and report."""
-        try:
-            with contextlib.closing(self._connect()) as db:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error:
-            pass
-        finally:
-            self._checkpointing = False
 
     def _failed(self, exc: Exception) -> None:
         """Remember the failure for /health; log it once, when the store becomes unusable.
@@ -582,18 +554,6 @@ class SQLiteStore:
                 return
             self._failure = None
         logger.info("state file usable again", extra={"fields": {"state_path": self.path}})
-
-
-def _in_a_real_thread(function: Callable[[], None]) -> None:
-    """Run `function` beside the event loop: in gevent's pool of native threads when gevent
-    has patched threading (a Thread would then be a greenlet, run on the loop), else in a
-    thread of its own."""
-    from gevent import get_hub, monkey
-
-    if monkey.is_module_patched("threading"):
-        get_hub().threadpool.spawn(function)
-    else:
-        threading.Thread(target=function, name="sqlite-checkpoint", daemon=True).start()
 
 
 def _migrate(db: sqlite3.Connection, path: str) -> None:

@@ -12,7 +12,6 @@ import os
 import shutil
 import sqlite3
 import tempfile
-import threading
 import uuid
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from app import sqlite_store
 from app.redis_store import RedisStore
 from app.settings import ConfigError, Settings
 from app.sqlite_store import (
-    BACKSTOP_PAGES,
     EXCESS_BATCH,
     PURGE_BATCH,
     SCHEMA_VERSION,
@@ -255,33 +253,6 @@ def test_opt_outs_are_synced_to_disk_and_other_writes_are_not(open_store, monkey
     assert commits_synced(lambda: store.opt_in(NUMBER, "sms"))
     assert not commits_synced(lambda: store.save_sent(sent()))
     assert not commits_synced(lambda: store.begin_request("alpha:k", FINGERPRINT, 30))
-
-
-def test_the_wal_is_checkpointed_beside_the_callers_not_by_them(open_store, path, monkeypatch):
-    """Copying the WAL into the file and syncing it takes milliseconds: under gevent, on the
-    loop, every request would wait. Every CHECKPOINT_EVERY commits it runs in another thread;
-    a committing connection does it itself only past BACKSTOP_PAGES."""
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 5)
-    ran_in, done = [], threading.Event()
-    checkpoint = SQLiteStore._checkpoint
-
-    def watched(self):
-        checkpoint(self)
-        ran_in.append(threading.get_ident())
-        done.set()
-
-    monkeypatch.setattr(SQLiteStore, "_checkpoint", watched)
-    store = open_store()
-    for n in range(5):
-        store.use_webhook_token(f"jti-{n}", ttl_s=60)
-
-    assert done.wait(10)
-    assert ran_in != [threading.get_ident()] and len(ran_in) == 1
-    with store._connection() as db:
-        assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
-    file_alone = sqlite3.connect(f"file:{path}?immutable=1", uri=True)  # the WAL unread
-    with contextlib.closing(file_alone) as db:
-        assert db.execute("SELECT count(*) FROM webhook_tokens").fetchone()[0] == 5
 
 
 def test_a_refused_opt_in_leaves_the_entry(open_store):
