@@ -56,7 +56,7 @@ except ConfigError:
 
 
 def _workers() -> int:
-    """Without Redis, limits and records live in one process: one worker.
+    """Without Redis, rate limits live in one process: one worker.
     With Redis, all workers share them: one per CPU (each waits on Vonage in greenlets)."""
     requested = os.environ.get("WEB_CONCURRENCY", "").strip()
     default = (os.cpu_count() or 1) if settings.redis_url else 1

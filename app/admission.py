@@ -105,7 +105,8 @@ class Admission(Protocol):
 
 
 def build_admission(settings, store: Store, strategy: RateLimiter, limits: LimitItems) -> Admission:
-    """One round trip when the state is in Redis; one call per check in process memory."""
+    """One round trip when the state is in Redis; one call per check otherwise (the SQLite
+    file or process memory: no round trip)."""
     if settings.redis_url:
         from .redis_admission import RedisAdmission
 
@@ -121,9 +122,10 @@ def recipient_key(e164: str) -> str:
 class StepwiseAdmission:
     """Admission by one call per check, through limits' strategy and the Store.
 
-    Right for process memory, where a call costs no round trip. Each check is atomic,
-    as limits' and the store's own are; the sequence is not, and need not be: two
-    requests that interleave still each see counters that only grow.
+    Right for process memory and the SQLite file, where a call costs no round trip (tens of
+    microseconds in SQLite). Each check is atomic, as limits' and the store's own are; the
+    sequence is not, and need not be: two requests that interleave still each see counters
+    that only grow.
     """
 
     def __init__(self, strategy: RateLimiter, store: Store, limits: LimitItems):

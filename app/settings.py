@@ -66,7 +66,7 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)  # may hold a password
     state_path: str = DEFAULT_STATE_PATH  # SQLite file without REDIS_URL; ":memory:" for none
     idempotency_ttl_s: int = 24 * 3600
-    idempotency_max_mb: int = 64  # in process memory; the count is bounded by max_messages
+    idempotency_max_mb: int = 64  # without Redis; the count is bounded by max_messages
     metrics_token: str | None = field(default=None, repr=False)
 
     @property
