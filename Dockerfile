@@ -5,14 +5,19 @@ FROM python:${PYTHON_VERSION}-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PORT=8000
+    PORT=8000 \
+    STATE_PATH=/var/lib/sms-service/sms-state.db
 
 WORKDIR /srv
 
 # Dependencies first, so a code change does not reinstall them; only what the hashed lock names.
 COPY requirements.txt .
 RUN pip install --no-cache-dir --require-hashes -r requirements.txt \
-    && useradd --system --uid 10001 --no-create-home sms
+    && useradd --system --uid 10001 --no-create-home sms \
+    && mkdir -p /var/lib/sms-service \
+    && chown 10001:10001 /var/lib/sms-service
+# Opt-outs, idempotency keys and records (STATE_PATH): mount a named volume here to keep them.
+VOLUME ["/var/lib/sms-service"]
 COPY --chown=root:root app/ app/
 COPY --chown=root:root wsgi.py gunicorn.conf.py ./
 

@@ -21,7 +21,7 @@ $(BIN)/.bench: requirements-bench.txt $(BIN)/.dev
 	$(PIP_INSTALL) -r requirements-dev.txt -r requirements-bench.txt
 	touch $@
 
-run: $(BIN)/.runtime  ## run the service for real with your .env
+run: $(BIN)/.runtime  ## run the service for real with your .env (state in ./sms-state.db by default)
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 demo: $(BIN)/.runtime  ## the service against a local Vonage emulator; Ctrl-C stops it
@@ -38,7 +38,7 @@ lint: $(BIN)/.dev  ## ruff, ruff format --check, hadolint and deptry
 test: lint  ## lint, then every test
 	$(BIN)/python -m pytest
 
-bench: $(BIN)/.bench  ## SMS/s and CPU per SMS into docs/benchmarks/ (about 20 min; needs wrk; node for the peer)
+bench: $(BIN)/.bench  ## SMS/s and CPU per SMS into docs/benchmarks/ (about 25 min; needs wrk; node for the peer)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 soak: $(BIN)/.dev  ## 3 min of load with Vonage failures; fails unless every answer is right

@@ -46,13 +46,17 @@ def _drop_own_metrics_dir() -> None:
 
 try:
     settings = Settings.from_environ(read_environment())
+    if not settings.redis_url and settings.state_path != ":memory:":
+        from app.store.sqlite import check_schema
+
+        check_schema(settings.state_path)  # a file from a newer version stops the boot here
 except ConfigError:
     _drop_own_metrics_dir()  # a failed start leaves no folder behind
     raise
 
 
 def _workers() -> int:
-    """Without Redis, limits and records live in one process: one worker.
+    """Without Redis, rate limits live in one process: one worker.
     With Redis, all workers share them: one per CPU (each waits on Vonage in greenlets)."""
     requested = os.environ.get("WEB_CONCURRENCY", "").strip()
     default = (os.cpu_count() or 1) if settings.redis_url else 1

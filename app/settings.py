@@ -31,6 +31,7 @@ PLACEHOLDERS = (
     "replace-with-a-long-random-secret-2",
     "replace-with-the-signature-secret",
 )
+DEFAULT_STATE_PATH = "sms-state.db"  # in the working directory
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -64,8 +65,9 @@ class Settings:
     message_retention_s: int = 7 * 24 * 3600
     max_messages: int = 100_000
     redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    state_path: str = DEFAULT_STATE_PATH  # SQLite file without REDIS_URL; ":memory:" for none
     idempotency_ttl_s: int = 24 * 3600
-    idempotency_max_mb: int = 64  # in process memory; the count is bounded by max_messages
+    idempotency_max_mb: int = 64  # without Redis; the count is bounded by max_messages
     metrics_token: str | None = field(default=None, repr=False)
 
     @property
@@ -111,6 +113,7 @@ class Settings:
             message_retention_s=reader.duration("MESSAGE_RETENTION", "7d"),
             max_messages=reader.integer("MAX_MESSAGES", 100_000, 1, 10_000_000),
             redis_url=reader.redis_url("REDIS_URL"),
+            state_path=reader.state_path("STATE_PATH"),
             idempotency_ttl_s=reader.duration("IDEMPOTENCY_TTL", "24h"),
             idempotency_max_mb=reader.integer("IDEMPOTENCY_MAX_MB", 64, 1, 65_536),
             metrics_token=reader.optional_secret("METRICS_TOKEN"),
@@ -325,6 +328,18 @@ class _Reader:
         if value and not value.startswith(("redis://", "rediss://")):
             self.problems.append(f"{name} must start with redis:// or rediss:// (TLS)")
         return value or None
+
+    def state_path(self, name: str) -> str:
+        """A file in a folder that exists (a missing folder is a typo, not an outage), or
+        :memory:. Whether it can be written is the store's to find out: that can change."""
+        value = self._get(name) or DEFAULT_STATE_PATH
+        if value == ":memory:":
+            return value
+        if os.path.isdir(value):
+            self.problems.append(f"{name} must name a file, not a folder")
+        elif not os.path.isdir(os.path.dirname(os.path.abspath(value))):
+            self.problems.append(f"{name}: the folder of {value} does not exist")
+        return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self._get(name).upper() or default

@@ -1,7 +1,8 @@
 """Memory per send in the embedded (in-process) mode: where docs/operations.md's figure comes from.
 
-Builds the app with its memory store, answers Vonage in-process (a new message UUID each
-time, so every send keeps a record) and sends through the test client to distinct numbers.
+Builds the app with its memory store (STATE_PATH=:memory:), answers Vonage in-process (a new
+message UUID each time, so every send keeps a record) and sends through the test client to
+distinct numbers.
 Prints, per send, the Python memory still held afterwards (tracemalloc) and this process's
 RSS growth, for plain sends and for sends with an Idempotency-Key; then the share of the
 message record alone, and what is left once the rate-limit windows (one minute) have passed.
@@ -66,6 +67,7 @@ def build_app(folder: Path, sends: int):
             "API_KEYS": f"bench:{credentials.api_key}",
             "RATE_LIMIT": f"{10 * sends + 1000} per minute",
             "LOG_LEVEL": "WARNING",
+            "STATE_PATH": ":memory:",  # what a send keeps in the process itself
             "MAX_MESSAGES": str(10 * sends + 1000),  # none evicted
         }
     )

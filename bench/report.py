@@ -22,6 +22,7 @@ TARGET_CPU_MS = 3.0
 TARGET_FLOOR_RATIO = 1.5
 SERVICE, NAIVE, FLOOR, NODE = "service", "naive", "floor", "node"
 SERVICE_GTHREAD = "service gthread×256"
+SERVICE_MEMORY = "service in memory"
 BASELINES = (NODE, NAIVE, FLOOR)  # what our service configurations are compared against
 
 

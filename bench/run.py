@@ -1,10 +1,10 @@
 """`make bench`: how many SMS/s one instance handles and what each costs in CPU.
 
 Starts the emulator at each upstream latency in turn (default 0, 50 and 200 ms), then each
-configuration (our service, with Redis, the Node/Express peer, the naive Flask app and the
-floor), drives it with wrk at each concurrency (default 1, 8, 32 and 128 connections), and
-writes docs/benchmarks/results.md, results.json and throughput.png. Everything listens on
-127.0.0.1 and every run is bounded in time.
+configuration (our service with its SQLite state file, in memory, with Redis, the Node/Express
+peer, the naive Flask app and the floor), drives it with wrk at each concurrency (default 1, 8,
+32 and 128 connections), and writes docs/benchmarks/results.md, results.json and
+throughput.png. Everything listens on 127.0.0.1 and every run is bounded in time.
 """
 
 from __future__ import annotations
@@ -62,7 +62,15 @@ CONFIGURATIONS = [
         report.SERVICE,
         "service",
         "our service as shipped: gunicorn.conf.py defaults, LOG_LEVEL=INFO (one JSON line per "
-        "request, to a file)",
+        "request, to a file), state in a SQLite file (STATE_PATH, the default without Redis)",
+    ),
+    Configuration(
+        report.SERVICE_MEMORY,
+        "service",
+        "our service with STATE_PATH=:memory:: records, opt-outs and idempotency keys in process "
+        "memory (lost on restart), otherwise as shipped; what the SQLite file costs is the "
+        "difference",
+        {"STATE_PATH": ":memory:"},
     ),
     Configuration(
         "service + Redis",

@@ -69,6 +69,7 @@ def measure(sends: int, rounds: int, warmup: int, stub: bool) -> list[float]:
                 "VONAGE_NUMBER": "+447700900000",
                 "API_KEYS": f"bench:{credentials.api_key}",
                 "VONAGE_API_HOST": host,
+                "STATE_PATH": str(folder / "state.db"),
             }
         )
         app = create_app(settings)

@@ -67,6 +67,7 @@ def test_env(private_key_pem) -> dict[str, str]:
         "VONAGE_PRIVATE_KEY": private_key_pem,
         "VONAGE_NUMBER": "+447700900000",
         "API_KEYS": f"alpha:{SECRET_A},beta:{SECRET_B}",
+        "STATE_PATH": ":memory:",  # SQLite has tests of its own (tests/test_sqlite_store.py)
     }
 
 

@@ -50,6 +50,7 @@ def fuzzed_app():
         "RECIPIENT_RATE_LIMIT": "100000 per minute",
         "AUTH_FAILURE_LIMIT": "100000 per minute",
         "LOG_LEVEL": "WARNING",
+        "STATE_PATH": ":memory:",
     }
     return create_app(Settings.from_environ(environment))
 

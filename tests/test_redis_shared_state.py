@@ -93,7 +93,12 @@ def test_webhooks_ask_for_a_retry_when_redis_is_unreachable(unreachable):
 def test_health_stays_up_and_reports_the_storage(unreachable):
     response = unreachable.get("/health")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "storage": "unavailable"}
+    assert response.json == {
+        "status": "ok",
+        "storage": "unavailable",
+        "store": "redis",
+        "writable": False,
+    }
 
 
 def test_metrics_check_their_token_without_the_brake_when_redis_is_unreachable(make_app, settings):

@@ -34,7 +34,7 @@ def test_every_response_carries_the_security_headers(client, method, path, kwarg
 def test_health(client):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "storage": "ok"}
+    assert response.json == {"status": "ok", "storage": "ok", "store": "memory", "writable": True}
 
 
 @pytest.mark.parametrize("path_info", ["//health", "///health", "/health//", "//send-sms"])

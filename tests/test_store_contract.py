@@ -23,7 +23,7 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.slow)])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.slow)])
 def make_store(request):
     """Build a store of each kind with a retention, a size bound and a clock."""
     if request.param == "redis":
@@ -34,6 +34,18 @@ def make_store(request):
             client, retention_s, max_messages, clock or FakeClock()
         )
         client.close()
+    elif request.param == "sqlite":
+        from app.store.sqlite import SQLiteStore
+
+        path, built = str(request.getfixturevalue("tmp_path") / "state.db"), []
+
+        def on_file(retention_s=3600, max_messages=1000, clock=None):
+            built.append(SQLiteStore(path, retention_s, max_messages, clock or FakeClock()))
+            return built[-1]
+
+        yield on_file
+        for store in built:
+            store.close()
     else:
         yield lambda retention_s=3600, max_messages=1000, clock=None: MemoryStore(
             retention_s, max_messages, clock or FakeClock()
@@ -360,6 +372,15 @@ def test_webhook_token_ids_in_memory_are_bounded():
     assert list(store._tokens) == ["new"]
 
 
+def test_webhook_token_ids_past_the_bound_are_forgotten_oldest_first(make_bounded):
+    store = make_bounded(max_messages=1000, max_webhook_tokens=3)
+    for n in range(5):
+        store.use_webhook_token(f"old-{n}", ttl_s=10)
+
+    assert store.use_webhook_token("old-4", ttl_s=10) is False  # kept: a replay
+    assert store.use_webhook_token("old-0", ttl_s=10) is True  # forgotten past the bound
+
+
 def test_ping(store):
     assert store.ping() is True
 
@@ -370,9 +391,29 @@ def keep_answers(store, keys, answer=ANSWER):
         store.finish_request(key, claim.token, answer, ttl_s=60)
 
 
-def test_memory_keeps_at_most_max_messages_answers():
+@pytest.fixture(params=["memory", "sqlite"])
+def make_bounded(request, tmp_path):
+    """Build a store that bounds what it keeps by itself (Redis: by its own maxmemory)."""
+    from app.store.sqlite import SQLiteStore
+
+    built = []
+
+    def build(**bounds):
+        if request.param == "memory":
+            built.append(MemoryStore(3600, clock=FakeClock(), **bounds))
+        else:
+            built.append(SQLiteStore(str(tmp_path / "s.db"), 3600, clock=FakeClock(), **bounds))
+        return built[-1]
+
+    yield build
+    for store in built:
+        if hasattr(store, "close"):
+            store.close()
+
+
+def test_keeps_at_most_max_messages_answers(make_bounded):
     """Past the count, the oldest key is forgotten (a retry with it runs again)."""
-    store = MemoryStore(3600, max_messages=3, clock=FakeClock())
+    store = make_bounded(max_messages=3)
     keep_answers(store, [f"alpha:k{n}" for n in range(5)])
 
     newest = [store.begin_request(f"alpha:k{n}", FINGERPRINT, 30).outcome for n in (4, 3, 2)]
@@ -381,9 +422,9 @@ def test_memory_keeps_at_most_max_messages_answers():
     assert store.begin_request("alpha:k0", FINGERPRINT, 30).outcome == "started"
 
 
-def test_memory_keeps_answers_up_to_a_number_of_bytes():
+def test_keeps_answers_up_to_a_number_of_bytes(make_bounded):
     big = {**ANSWER, "body": "x" * 2000}
-    store = MemoryStore(3600, max_messages=1000, clock=FakeClock(), max_answer_bytes=5000)
+    store = make_bounded(max_messages=1000, max_answer_bytes=5000)
     keep_answers(store, [f"alpha:k{n}" for n in range(5)], big)
 
     assert store.begin_request("alpha:k4", FINGERPRINT, 30).outcome == "replay"

@@ -30,10 +30,13 @@ def main() -> int:
     credentials = ensure_credentials(ROOT / ".demo")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        with wired_stack(credentials, port, emulator_port, {"EMULATOR_HANG_SECONDS": "15"}) as (
-            emulator,
-            service,
-        ):
+        with wired_stack(
+            credentials,
+            port,
+            emulator_port,
+            {"EMULATOR_HANG_SECONDS": "15"},
+            STATE_PATH=str(credentials.folder / STATE_FILE),
+        ) as (emulator, service):
             print(_banner(credentials, emulator.url, service.url), flush=True)
             _follow(service)
     except KeyboardInterrupt:
@@ -44,6 +47,10 @@ def main() -> int:
     print("\nstopped the service and the emulator", flush=True)
     return 0
 
+
+# Opt-outs, idempotency keys and records of the demo, kept from one `make demo` to the next
+# (`make clean` removes .demo/ and them with it).
+STATE_FILE = "state.db"
 
 # The number the banner's STOP example opts out: never one the docs send to, or the
 # README's first send would answer 422 after a newcomer followed the banner.
@@ -80,6 +87,7 @@ to it is then refused (422 recipient-opted-out), until it replies START:
     -d '{{"to": "{STOP_EXAMPLE}", "text": "Still there?"}}'
 
 Magic numbers (e.g. +442079460903: low balance) trigger Vonage's failures: see docs/emulator.md.
+Opt-outs, idempotency keys and records are kept in .demo/{STATE_FILE} across restarts.
 Service log follows; Ctrl-C stops both.
 """
 

@@ -174,6 +174,8 @@ def start_service(
     port = port or free_port()
     log_path = folder / f"{app.replace(':', '-')}-{port}.log"
     environment = {k: v for k, v in os.environ.items() if k not in _SERVICE_VARIABLES}
+    # A state file of its own unless one is named: a stack starts from nothing.
+    environment["STATE_PATH"] = str(folder / f"state-{port}-{secrets.token_hex(4)}.db")
     environment.update(env)
     command = [
         sys.executable, "-m", "gunicorn",
@@ -191,7 +193,13 @@ def start_service(
 
 
 # Variables of the service that must come from the stack, never from the calling shell.
-_SERVICE_VARIABLES = {"REDIS_URL", "WEB_CONCURRENCY", "RATE_LIMIT", "RECIPIENT_RATE_LIMIT"}
+_SERVICE_VARIABLES = {
+    "REDIS_URL",
+    "STATE_PATH",
+    "WEB_CONCURRENCY",
+    "RATE_LIMIT",
+    "RECIPIENT_RATE_LIMIT",
+}
 
 
 def start_redis(folder: Path, port: int = 0) -> Process:

@@ -1,7 +1,8 @@
 """GET /health for load balancers: no auth, no limit, no call to Vonage.
 
-It stays 200 when Redis is down (liveness must not depend on Redis, or one blip makes
-the balancer drop every instance) and reports the storage in its body.
+It stays 200 when the storage fails (liveness must not depend on Redis or a disk, or one
+blip makes the balancer drop every instance) and reports it in its body: which store
+(`sqlite`, `redis` or `memory`) and whether it takes writes.
 """
 
 from flask import Blueprint, current_app
@@ -11,5 +12,11 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def get_health():
-    storage = "ok" if current_app.extensions["store"].ping() else "unavailable"
-    return {"status": "ok", "storage": storage}
+    store = current_app.extensions["store"]
+    writable = store.ping()
+    return {
+        "status": "ok",
+        "storage": "ok" if writable else "unavailable",
+        "store": store.kind,
+        "writable": writable,
+    }

@@ -1,12 +1,16 @@
 """Where the service keeps its state: message records, the opt-out list, Idempotency-Key
-answers, webhook token ids and the rate limits' counters; in process memory or in Redis.
+answers, webhook token ids and the rate limits' counters; in a SQLite file, in Redis, or in
+process memory.
 
-contract.py is what every store answers; memory.py and redis_store.py keep it. The
+contract.py is what every store answers; sqlite.py (the embedded default), redis_store.py
+(shared by workers and instances) and memory.py (unit tests, STATE_PATH=:memory:) keep it. The
 admission (admission.py, and redis_admission.py in one round trip) runs a send's checks
-on the shared state. The factories below choose between process memory and Redis.
+on the state. The factories below choose the store.
 """
 
 from __future__ import annotations
+
+import logging
 
 from limits.strategies import RateLimiter
 
@@ -15,14 +19,30 @@ from .contract import Store
 from .memory import MemoryStore
 from .redis_admission import RedisAdmission
 from .redis_store import RedisStore, connect
+from .sqlite import SQLiteStore
+
+logger = logging.getLogger("sms_service")
+MEMORY = ":memory:"  # the STATE_PATH that keeps state in process memory
 
 
 def build_store(settings) -> Store:
-    """Redis when REDIS_URL is set (shared by workers and instances), else process memory."""
+    """Redis when REDIS_URL is set (shared by workers and instances); else the SQLite file at
+    STATE_PATH; process memory only when STATE_PATH is :memory:, with a warning."""
     if settings.redis_url:
         return RedisStore(
             connect(settings.redis_url), settings.message_retention_s, settings.max_messages
         )
+    if settings.state_path != MEMORY:
+        return SQLiteStore(
+            settings.state_path,
+            settings.message_retention_s,
+            settings.max_messages,
+            max_answer_bytes=settings.idempotency_max_mb * 1024 * 1024,
+        )
+    logger.warning(
+        "STATE_PATH=:memory: keeps state in process memory: a restart forgets opt-outs, "
+        "idempotency keys and message records"
+    )
     return MemoryStore(
         settings.message_retention_s,
         settings.max_messages,
@@ -31,7 +51,8 @@ def build_store(settings) -> Store:
 
 
 def build_admission(settings, store: Store, strategy: RateLimiter, limits: LimitItems) -> Admission:
-    """One round trip when the state is in Redis; one call per check in process memory."""
+    """One round trip when the state is in Redis; one call per check otherwise (the SQLite
+    file or process memory: no round trip)."""
     if settings.redis_url:
         return RedisAdmission(store.redis, limits, strategy.storage.prefixed_key)
     return StepwiseAdmission(strategy, store, limits)

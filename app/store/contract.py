@@ -12,12 +12,15 @@ from ..domain.records import Record
 
 
 class StorageUnavailable(Exception):
-    """The shared state is out of reach: the caller refuses rather than send unlimited or
-    twice (app/web/problems.py answers it 503 storage-unavailable)."""
+    """The state (Redis, or the STATE_PATH file) is out of reach or cannot be written: the
+    caller refuses rather than send unlimited or twice (app/web/problems.py answers it
+    503 storage-unavailable)."""
 
 
 class Store(Protocol):
     """What every store answers; a shared one raises StorageUnavailable when out of reach."""
+
+    kind: str  # "sqlite", "redis" or "memory", as /health reports it
 
     def save_sent(self, record: Record) -> None:
         """Keep the record of an SMS Vonage accepted (merging a webhook that came first)."""
@@ -59,4 +62,4 @@ class Store(Protocol):
         """Let go of `key` without an answer, so the caller may retry with it."""
 
     def ping(self) -> bool:
-        """Tell whether the store answers."""
+        """Tell whether the store answers and takes writes."""

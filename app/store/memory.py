@@ -27,9 +27,16 @@ MAX_KNOWN_KEYS = 100_000  # (address, credential) pairs that pass the brake; the
 MAX_WEBHOOK_TOKENS = 100_000
 
 
+def request_entry_size(key: str, entry: dict) -> int:
+    """About how many bytes an idempotency entry costs: its key, its answer's body, overhead."""
+    return len(key) + ENTRY_OVERHEAD + len(entry.get("response", {}).get("body", ""))
+
+
 class MemoryStore:
     """The store in process memory: records and webhook token ids bounded by age and count,
     opt-outs kept, and Idempotency-Key answers bounded by age, count (max_messages) and bytes."""
+
+    kind = "memory"
 
     def __init__(
         self,
@@ -160,7 +167,7 @@ class MemoryStore:
 
     def _keep_request(self, key: str, expires_at: float, entry: dict) -> None:
         """Store an entry (a key kept again keeps its place in the order)."""
-        size = len(key) + ENTRY_OVERHEAD + len(entry.get("response", {}).get("body", ""))
+        size = request_entry_size(key, entry)
         previous = self._requests.get(key)
         self._request_bytes += size - (previous[2] if previous else 0)
         self._requests[key] = (expires_at, entry, size)

@@ -104,6 +104,8 @@ def unavailable_on_error(method):
 class RedisStore:
     """Store, shared through Redis. Every public method fails closed with StorageUnavailable."""
 
+    kind = "redis"
+
     def __init__(
         self,
         client: redis.Redis,

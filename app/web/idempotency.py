@@ -7,8 +7,8 @@ retry with the same key sends. An unknown outcome (504, 502) is kept: replaying 
 is safe, sending again is not.
 
 What is kept is bounded: a body of at most MAX_KEPT_BODY bytes under each key (our answers
-are far smaller: a refusal names at most a few unknown fields), kept IDEMPOTENCY_TTL; in
-process memory the store also bounds how many answers, and how many bytes, it holds.
+are far smaller: a refusal names at most a few unknown fields), kept IDEMPOTENCY_TTL; without
+Redis the store also bounds how many answers, and how many bytes, it holds.
 """
 
 from __future__ import annotations

@@ -87,12 +87,12 @@ def payload_too_large_problem(limit: int) -> ApiProblem:
 
 
 def storage_unavailable() -> ApiProblem:
-    """The shared state is out of reach (the store's StorageUnavailable): nothing was sent."""
+    """The state is out of reach or read-only (the store's StorageUnavailable): nothing was sent."""
     return ApiProblem(
         503,
         "storage-unavailable",
         "Storage unavailable",
-        "The service's shared state (Redis) is unreachable; nothing was sent. Retry later.",
+        "The service's state storage is unavailable; nothing was sent. Retry later.",
         headers={"Retry-After": "5"},
     )
 
