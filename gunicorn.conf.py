@@ -47,7 +47,7 @@ def _drop_own_metrics_dir() -> None:
 try:
     settings = Settings.from_environ(read_environment())
     if not settings.redis_url and settings.state_path != ":memory:":
-        from app.store.sqlite import check_schema
+        from app.store.sqlite_schema import check_schema
 
         check_schema(settings.state_path)  # a file from a newer version stops the boot here
 except ConfigError:

@@ -21,17 +21,10 @@ import responses
 from app import store as store_factory
 from app.domain.optouts import OptIn, OptOut
 from app.settings import ConfigError, Settings
-from app.store import MemoryStore, build_store
-from app.store import sqlite as sqlite_store
+from app.store import MemoryStore, build_store, sqlite_schema
 from app.store.redis_store import RedisStore
-from app.store.sqlite import (
-    EXCESS_BATCH,
-    PURGE_BATCH,
-    SCHEMA_VERSION,
-    NewerSchema,
-    SQLiteStore,
-    check_schema,
-)
+from app.store.sqlite import EXCESS_BATCH, PURGE_BATCH, SQLiteStore
+from app.store.sqlite_schema import SCHEMA_VERSION, NewerSchema, check_schema
 from tests.conftest import AUTH, VALID_BODY, VONAGE_SMS_URL
 from tests.test_store_contract import ANSWER, FINGERPRINT, FakeClock, sent
 from tests.webhook_signing import SIGNATURE_SECRET, inbound_body, signed_post
@@ -105,9 +98,9 @@ def test_a_new_file_gets_the_schema_at_its_version_in_wal_mode(open_store, path)
 def test_an_older_file_is_migrated_at_start_and_keeps_its_rows(open_store, path, monkeypatch):
     """A next version's statements run once, in order, on a file of this version."""
     open_store().opt_out(NUMBER, JAN, "api")
-    monkeypatch.setattr(sqlite_store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(sqlite_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     monkeypatch.setitem(
-        sqlite_store.MIGRATIONS,
+        sqlite_schema.MIGRATIONS,
         SCHEMA_VERSION + 1,
         ("ALTER TABLE opt_outs ADD COLUMN note TEXT", "UPDATE opt_outs SET note = 'migrated'"),
     )

@@ -1,7 +1,7 @@
 """The store in a SQLite file (STATE_PATH): the embedded default, surviving a restart.
 
 Records, opt-outs, Idempotency-Key entries, webhook token ids and the credentials that
-passed the failed-key brake keep the rules of MemoryStore (store.py): the same functions
+passed the failed-key brake keep the rules of MemoryStore (memory.py): the same functions
 decide (merge_sent, apply_status, added_opt_out, may_lift, claim_from), with the same
 bounds (retention, MAX_MESSAGES, IDEMPOTENCY_MAX_MB, token and known-key counts).
 
@@ -51,20 +51,18 @@ import os
 import sqlite3
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 
 from ..domain.claims import Claim, claim_from
 from ..domain.optouts import OptIn, OptOut, OptOutSource, added_opt_out, may_lift
 from ..domain.records import Record, apply_status, merge_sent
-from ..settings import ConfigError
 from .contract import StorageUnavailable
 from .memory import EXPIRED_PER_BEGIN, MAX_KNOWN_KEYS, MAX_WEBHOOK_TOKENS, request_entry_size
+from .sqlite_schema import NewerSchema, migrate
 
 logger = logging.getLogger("sms_service")
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 1.0  # at most this long waiting for another process's write, then 503
 POOL_SIZE = 4  # idle connections kept; under gevent one is enough, threads may use more
 RETRY_S = 1.0  # a file that could not be set up is tried again at most this often
@@ -76,85 +74,6 @@ MIN_FREE_BYTES = 16 * 1024 * 1024  # free disk space that ends a full disk's ref
 # succeed (a row rewritten in place, a table whose pages are sound) proves nothing: a full disk
 # until the file may grow again, a corrupt file until the service restarts on a good one.
 STICKY = ("SQLITE_FULL", "SQLITE_CORRUPT", "SQLITE_NOTADB")
-
-
-def _counted(table: str, size: str | None = None) -> tuple[str, ...]:
-    """Triggers keeping `counts` (rows, and bytes from the `size` column) for `table`, so that
-    a bound is checked without counting the table. Version 1 is made of its output: change it
-    only along with a new version."""
-    # S608: the names are this module's own, never input.
-    plus = f", bytes = bytes + NEW.{size}" if size else ""
-    minus = f", bytes = bytes - OLD.{size}" if size else ""
-    count = f"UPDATE counts SET rows = rows + 1{plus} WHERE name = '{table}'"  # noqa: S608
-    uncount = f"UPDATE counts SET rows = rows - 1{minus} WHERE name = '{table}'"  # noqa: S608
-    statements = [
-        f"CREATE TRIGGER {table}_added AFTER INSERT ON {table} BEGIN {count}; END",
-        f"CREATE TRIGGER {table}_removed AFTER DELETE ON {table} BEGIN {uncount}; END",
-    ]
-    if size:
-        resize = f"UPDATE counts SET bytes = bytes - OLD.{size} + NEW.{size} WHERE name = '{table}'"  # noqa: S608
-        statements.append(
-            f"CREATE TRIGGER {table}_resized AFTER UPDATE OF {size} ON {table} BEGIN {resize}; END"
-        )
-    return tuple(statements)
-
-
-# The statements that bring a file from the version before to each version, run in one
-# transaction. A released version is never edited: a change of schema is a new version.
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (
-        # seq: the order records were first kept; past MAX_MESSAGES the oldest go first.
-        "CREATE TABLE messages (seq INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
-        " stored_at REAL NOT NULL, record TEXT NOT NULL)",
-        "CREATE INDEX messages_by_age ON messages (stored_at)",
-        "CREATE TABLE opt_outs (number TEXT PRIMARY KEY, since TEXT NOT NULL,"
-        " source TEXT CHECK (source IN ('sms', 'api'))) WITHOUT ROWID",
-        # seq: the order keys were taken; past a bound the oldest go first.
-        "CREATE TABLE requests (seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,"
-        " expires_at REAL NOT NULL, entry TEXT NOT NULL, size INTEGER NOT NULL)",
-        "CREATE INDEX requests_by_expiry ON requests (expires_at)",
-        "CREATE TABLE webhook_tokens (jti TEXT PRIMARY KEY, expires_at REAL NOT NULL)"
-        " WITHOUT ROWID",
-        "CREATE INDEX webhook_tokens_by_expiry ON webhook_tokens (expires_at)",
-        "CREATE TABLE known_keys (client_ip TEXT NOT NULL, name TEXT NOT NULL,"
-        " expires_at REAL NOT NULL, PRIMARY KEY (client_ip, name)) WITHOUT ROWID",
-        "CREATE INDEX known_keys_by_expiry ON known_keys (expires_at)",
-        "CREATE TABLE counts (name TEXT PRIMARY KEY, rows INTEGER NOT NULL,"
-        " bytes INTEGER NOT NULL) WITHOUT ROWID",
-        "INSERT INTO counts VALUES ('messages', 0, 0), ('requests', 0, 0),"
-        " ('webhook_tokens', 0, 0), ('known_keys', 0, 0)",
-        *_counted("messages"),
-        *_counted("requests", size="size"),
-        *_counted("webhook_tokens"),
-        *_counted("known_keys"),
-        # One row that /health rewrites: proof that the file takes writes.
-        "CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at REAL NOT NULL)",
-    ),
-}
-
-
-class NewerSchema(ConfigError):
-    """The file was written by a newer version of the service: refuse to start."""
-
-    def __init__(self, path: str, found: int):
-        super().__init__(
-            f"STATE_PATH {path} has schema version {found}, newer than this version of the "
-            f"service knows ({SCHEMA_VERSION}): run the newer version, or point STATE_PATH "
-            "at another file"
-        )
-
-
-def check_schema(path: str) -> None:
-    """Raise NewerSchema when the file at `path` is from a newer version; create nothing.
-    For gunicorn's master, so that the boot stops with one error before any worker starts."""
-    try:
-        uri = f"file:{urllib.parse.quote(path)}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-            found = db.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.Error:
-        return  # no file yet, or one the workers will report as unusable
-    if found > SCHEMA_VERSION:
-        raise NewerSchema(path, found)
 
 
 def _is_storage_error(exc: sqlite3.Error) -> bool:
@@ -429,7 +348,7 @@ class SQLiteStore:
             self._next_attempt = time.monotonic() + RETRY_S
         try:
             with self._connection() as db:
-                _migrate(db, self.path)
+                migrate(db, self.path)
         except NewerSchema as exc:
             if at_start:
                 raise
@@ -544,29 +463,6 @@ class SQLiteStore:
                 return
             self._failure = None
         logger.info("state file usable again", extra={"fields": {"state_path": self.path}})
-
-
-def _migrate(db: sqlite3.Connection, path: str) -> None:
-    """Bring the schema to SCHEMA_VERSION, one transaction per version; refuse a newer one."""
-    found = db.execute("PRAGMA user_version").fetchone()[0]
-    if found > SCHEMA_VERSION:
-        raise NewerSchema(path, found)
-    for version in range(found + 1, SCHEMA_VERSION + 1):
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have migrated since the first look: look again, locked.
-            if db.execute("PRAGMA user_version").fetchone()[0] < version:
-                for statement in MIGRATIONS[version]:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {version}")
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
-    # Read every table once: a file whose schema or tables cannot be read fails here, at start.
-    for table in ("messages", "opt_outs", "requests", "webhook_tokens", "known_keys", "counts"):
-        db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()  # noqa: S608 - our own names
 
 
 def _opt_out_entry(db: sqlite3.Connection, number: str) -> OptOut | None:

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from app.store.sqlite import SQLiteStore
+from app.store.sqlite_schema import SCHEMA_VERSION
 from tools.emulator_client import EmulatorClient
 from tools.stack import (
     ROOT,
