@@ -32,8 +32,9 @@ class _Entry(NamedTuple):
 
 
 class Problem(Enum):
-    """Every problem the service answers, by status."""
+    """Every problem the service answers, grouped by where it arises."""
 
+    # The request as HTTP: its framing, route, method, body and credentials.
     VALIDATION_ERROR = _Entry(
         "validation-error", 400, "Invalid request", "Fix these fields: {fields}."
     )
@@ -60,20 +61,6 @@ class Problem(Enum):
         "The request did not arrive whole within {seconds} s.",
         retry_may_send=True,
     )
-    IDEMPOTENCY_CONFLICT = _Entry(
-        "idempotency-conflict",
-        409,
-        "Request in progress",
-        "A request with this Idempotency-Key is still in progress; retry shortly.",
-        retry_may_send=True,
-    )
-    OPTED_OUT_BY_RECIPIENT = _Entry(
-        "opted-out-by-recipient",
-        409,
-        "Opted out by the recipient",
-        "{whose}; only the recipient's START lifts it, or a key named in "
-        "OPT_OUT_OVERRIDE_KEYS. Nothing was changed.",
-    )
     PAYLOAD_TOO_LARGE = _Entry(
         "payload-too-large",
         413,
@@ -86,23 +73,36 @@ class Problem(Enum):
         "Unsupported media type",
         "Send the body as JSON with Content-Type: application/json.",
     )
-    RECIPIENT_REJECTED = _Entry(
-        "recipient-rejected", 422, "Recipient rejected", "Vonage refused the recipient: {reason}"
+    HTTP_ERROR = _Entry(
+        "http-error", None, "HTTP error", "The HTTP request could not be read ({reason})."
     )
-    UPSTREAM_REJECTED = _Entry(
-        "upstream-rejected", 422, "Rejected by Vonage", "Vonage refused the message: {reason}"
-    )
-    RECIPIENT_OPTED_OUT = _Entry(
-        "recipient-opted-out",
-        422,
-        "Recipient opted out",
-        "The recipient opted out of SMS on {since}; nothing was sent.",
+
+    # The send's rules: Idempotency-Key, the opt-out list, the rate limits.
+    IDEMPOTENCY_CONFLICT = _Entry(
+        "idempotency-conflict",
+        409,
+        "Request in progress",
+        "A request with this Idempotency-Key is still in progress; retry shortly.",
+        retry_may_send=True,
     )
     IDEMPOTENCY_KEY_REUSED = _Entry(
         "idempotency-key-reused",
         422,
         "Idempotency-Key reused",
         "This Idempotency-Key was used with a different request body.",
+    )
+    OPTED_OUT_BY_RECIPIENT = _Entry(
+        "opted-out-by-recipient",
+        409,
+        "Opted out by the recipient",
+        "{whose}; only the recipient's START lifts it, or a key named in "
+        "OPT_OUT_OVERRIDE_KEYS. Nothing was changed.",
+    )
+    RECIPIENT_OPTED_OUT = _Entry(
+        "recipient-opted-out",
+        422,
+        "Recipient opted out",
+        "The recipient opted out of SMS on {since}; nothing was sent.",
     )
     RATE_LIMITED = _Entry(
         "rate-limited",
@@ -118,11 +118,13 @@ class Problem(Enum):
         "The limit of {limit} for this recipient is spent; retry after {retry_after} seconds.",
         retry_may_send=True,
     )
-    INTERNAL_ERROR = _Entry(
-        "internal-error",
-        500,
-        "Internal server error",
-        "Something went wrong on our side. Quote the request_id when you report it.",
+
+    # Vonage's answers, as the gateway (app/vonage/gateway.py) judges them.
+    RECIPIENT_REJECTED = _Entry(
+        "recipient-rejected", 422, "Recipient rejected", "Vonage refused the recipient: {reason}"
+    )
+    UPSTREAM_REJECTED = _Entry(
+        "upstream-rejected", 422, "Rejected by Vonage", "Vonage refused the message: {reason}"
     )
     UPSTREAM_ACCOUNT_ERROR = _Entry(
         "upstream-account-error",
@@ -135,18 +137,33 @@ class Problem(Enum):
     UPSTREAM_ERROR = _Entry(
         "upstream-error", 502, "SMS provider error", "Vonage answered {vonage_status}: {reason}"
     )
-    SERVICE_BUSY = _Entry(
-        "service-busy",
-        503,
-        "Service busy",
-        "Too many SMS are being sent right now; nothing was sent. Retry shortly.",
-        retry_may_send=True,
-    )
     UPSTREAM_UNAVAILABLE = _Entry(
         "upstream-unavailable",
         503,
         "SMS provider unavailable",
         "Vonage is unavailable or throttling us; the SMS was not sent. Retry later.",
+        retry_may_send=True,
+    )
+    UPSTREAM_TIMEOUT = _Entry(
+        "upstream-timeout",
+        504,
+        "SMS provider timeout",
+        "Vonage did not answer within {timeout_s} s after receiving the request: the SMS may "
+        "or may not have been sent.",
+    )
+
+    # The service itself: a bug, its load, its shared state.
+    INTERNAL_ERROR = _Entry(
+        "internal-error",
+        500,
+        "Internal server error",
+        "Something went wrong on our side. Quote the request_id when you report it.",
+    )
+    SERVICE_BUSY = _Entry(
+        "service-busy",
+        503,
+        "Service busy",
+        "Too many SMS are being sent right now; nothing was sent. Retry shortly.",
         retry_may_send=True,
     )
     STORAGE_UNAVAILABLE = _Entry(
@@ -156,6 +173,8 @@ class Problem(Enum):
         "The service's shared state (Redis) is unreachable; nothing was sent. Retry later.",
         retry_may_send=True,
     )
+
+    # Vonage's webhooks.
     WEBHOOK_NOT_CONFIGURED = _Entry(
         "webhook-not-configured",
         503,
@@ -167,16 +186,6 @@ class Problem(Enum):
         503,
         "Unsigned webhook",
         "The webhook carries no signature; answer 5xx so that Vonage retries it signed.",
-    )
-    UPSTREAM_TIMEOUT = _Entry(
-        "upstream-timeout",
-        504,
-        "SMS provider timeout",
-        "Vonage did not answer within {timeout_s} s after receiving the request: the SMS may "
-        "or may not have been sent.",
-    )
-    HTTP_ERROR = _Entry(
-        "http-error", None, "HTTP error", "The HTTP request could not be read ({reason})."
     )
 
     def __init__(
