@@ -10,12 +10,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .routes import health, messages, openapi, optouts, scrape, send_sms, webhooks
 from .settings import Settings, read_environment
-from .store import build_admission, build_store
-from .vonage.gateway import SmsGateway
+from .store import init_store
+from .vonage.gateway import init_gateway
+from .web.app_settings import init_settings
 from .web.body import MAX_BODY_BYTES
-from .web.bulkhead import Bulkhead
-from .web.problems import log_unhandled, register_error_handlers
-from .web.rate_limits import RateLimits
+from .web.bulkhead import init_bulkhead
+from .web.problems import init_error_handlers, log_unhandled
+from .web.rate_limits import init_rate_limits
 from .web.request_log import configure_logging, init_request_log
 from .web.security_headers import init_security_headers
 
@@ -32,19 +33,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.log_exception = log_unhandled  # Flask's own would log the raw path and the message
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.url_map.merge_slashes = False  # "/a//b" is a 404 problem, not an HTML redirect
-    app.extensions["settings"] = settings
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
-    init_request_log(app)
+    # Each piece attaches itself; each extension is reached through its module's accessor.
+    init_settings(app, settings)  # current_settings()
+    init_request_log(app)  # first: every request, refused or not, is logged
     app.before_request(_refuse_empty_path_segments)  # after the log's start: it is logged
     init_security_headers(app)
-    store = app.extensions["store"] = build_store(settings)
-    limits = RateLimits(app)
-    app.extensions["admission"] = build_admission(settings, store, limits.strategy, limits.items)
-    SmsGateway.init_app(app)
-    Bulkhead.init_app(app)
-    register_error_handlers(app)
+    init_store(app, settings)  # get_store()
+    init_rate_limits(app, settings)  # get_rate_limits(), get_admission(): over the store
+    init_gateway(app, settings)  # get_gateway()
+    init_bulkhead(app, settings)  # get_bulkhead()
+    init_error_handlers(app)
     blueprints = (
         health.bp,
         send_sms.bp,

@@ -27,6 +27,9 @@ from requests.adapters import HTTPAdapter
 
 from app import create_app
 from app.settings import Settings
+from app.store import get_store
+from app.vonage.gateway import get_gateway
+from app.web.rate_limits import get_rate_limits
 from tools.stack import ensure_credentials
 
 KB = 1024
@@ -72,7 +75,7 @@ def build_app(folder: Path, sends: int):
         }
     )
     app = create_app(settings)
-    app.extensions["sms"].transport.adapter = AcceptEach()
+    get_gateway(app).transport.adapter = AcceptEach()
     return app, credentials.api_key
 
 
@@ -107,11 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{label:>21}: {python / args.sends / KB:.2f} KB Python, "
             f"{rss / args.sends / KB:.2f} KB RSS per send"
         )
-    store = app.extensions["store"]
+    store = get_store(app)
     records = len(store._messages)
     python, _ = held(store._messages.clear)
     print(f"{'message record':>21}: {-python / records / KB:.2f} KB Python each ({records})")
-    windows = app.extensions["rate_limits"].limiter.storage
+    windows = get_rate_limits(app).limiter.storage
     python, _ = held(windows.reset)
     print(f"{'rate-limit windows':>21}: {-python / records / KB:.2f} KB Python per send")
     return 0

@@ -28,6 +28,7 @@ from requests.adapters import HTTPAdapter
 from app import create_app
 from app.domain.sms_request import parse_send_sms
 from app.settings import Settings
+from app.vonage.gateway import get_gateway
 from tools.stack import ensure_credentials, running, start_emulator
 
 BODY = {"to": "+14155550100", "text": "CPU per send"}
@@ -73,7 +74,7 @@ def measure(sends: int, rounds: int, warmup: int, stub: bool) -> list[float]:
             }
         )
         app = create_app(settings)
-        gateway = app.extensions["sms"]
+        gateway = get_gateway(app)
         if stub:
             gateway.transport.adapter = AnswerAtOnce()  # the transport sends through it
         with app.app_context():

@@ -16,6 +16,9 @@ from flask import request, request_finished
 
 from app import create_app
 from app.settings import Settings
+from app.store import get_store
+from app.vonage.gateway import get_gateway
+from app.web.rate_limits import get_rate_limits
 from tests.openapi_conformance import check_problem, check_response
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "vonage"
@@ -91,7 +94,7 @@ def make_app():
         app = create_app(dataclasses.replace(settings, **changes))
         app.config.update(TESTING=True)
         app.extensions["sleeps"] = []
-        app.extensions["sms"].sleep = app.extensions["sleeps"].append
+        get_gateway(app).sleep = app.extensions["sleeps"].append
         app.extensions["nonconforming"] = []
         request_finished.connect(_check_conformance, app)
         built.append(app)
@@ -102,10 +105,10 @@ def make_app():
         request_finished.disconnect(_check_conformance, app)
         # Every answer any test received conforms to app/openapi.json.
         assert app.extensions["nonconforming"] == []
-        store = app.extensions["store"]
+        store = get_store(app)
         if hasattr(store, "redis"):
             store.redis.close()
-        limit_storage = getattr(app.extensions["rate_limits"].limiter.storage, "storage", None)
+        limit_storage = getattr(get_rate_limits(app).limiter.storage, "storage", None)
         if hasattr(limit_storage, "close"):
             limit_storage.close()
 

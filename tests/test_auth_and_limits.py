@@ -5,6 +5,7 @@ import time
 import pytest
 
 from app.store.limit_storage import BoundedMemoryStorage
+from app.web.rate_limits import get_rate_limits
 from tests.conftest import AUTH, AUTH_B, SECRET_A, UUID, VALID_BODY, VONAGE_SMS_URL
 
 WRONG = {"X-API-Key": "w" * 24}
@@ -230,7 +231,7 @@ def test_the_least_recently_counted_key_goes_first_whatever_its_window():
 
 
 def limiter_storage(app):
-    return app.extensions["rate_limits"].strategy.storage
+    return get_rate_limits(app).strategy.storage
 
 
 def test_trusted_proxy_supplies_the_client_ip(make_app, settings):
@@ -253,7 +254,7 @@ def test_health_is_never_limited(make_app, settings):
 def test_flask_limiters_request_hooks_are_not_installed(app):
     """Its storage and strategy are wired, its per-request hooks are not (they decide
     nothing here and cost a tenth of a send's CPU)."""
-    limiter = app.extensions["rate_limits"].limiter
+    limiter = get_rate_limits(app).limiter
     hooks = [
         *app.before_request_funcs.get(None, []),
         *app.after_request_funcs.get(None, []),

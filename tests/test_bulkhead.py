@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from app.web.bulkhead import get_bulkhead
 from tests.conftest import AUTH, VALID_BODY
 from tests.test_metrics_and_tracing import samples, value
 
@@ -15,8 +16,8 @@ def app(make_app, settings):
 
 def fill(app) -> None:
     """Take every slot, as sends waiting on a slow Vonage would."""
-    for _ in range(app.extensions["bulkhead"].size):
-        app.extensions["bulkhead"].acquire()
+    for _ in range(get_bulkhead(app).size):
+        get_bulkhead(app).acquire()
 
 
 def test_a_send_past_the_bound_is_shed_quickly(app, client, vonage):
@@ -37,7 +38,7 @@ def test_a_shed_send_spends_no_limit(make_app, settings, vonage):
     """A caller told to retry must not lose its allowance to the refusal."""
     app = make_app(settings, vonage_max_in_flight=1, busy_wait_ms=0, rate_limit="1 per minute")
     client = app.test_client()
-    bulkhead = app.extensions["bulkhead"]
+    bulkhead = get_bulkhead(app)
     bulkhead.acquire()
     assert client.post("/send-sms", json=VALID_BODY, headers=AUTH).status_code == 503
     bulkhead.release()
@@ -51,7 +52,7 @@ def test_a_shed_send_is_not_kept_under_its_idempotency_key(app, client, accept):
     fill(app)
     assert client.post("/send-sms", json=VALID_BODY, headers=headers).status_code == 503
     for _ in range(2):
-        app.extensions["bulkhead"].release()
+        get_bulkhead(app).release()
 
     retried = client.post("/send-sms", json=VALID_BODY, headers=headers)
 

@@ -5,10 +5,11 @@ import json
 
 import pytest
 import requests
-from flask import g
 
+from app.store import get_store
 from app.web.idempotency import MAX_KEPT_BODY, fingerprint, kept_answer
 from app.web.problems import InvalidPayload, problem_response
+from app.web.request_context import request_state
 from tests.conftest import AUTH, AUTH_B, UUID, VALID_BODY, VONAGE_SMS_URL
 
 
@@ -59,7 +60,7 @@ def test_keys_are_scoped_per_api_key(client, vonage):
 
 
 def test_in_flight_key_is_a_409_with_retry_after(app, client):
-    store = app.extensions["store"]
+    store = get_store(app)
     scope_key = "alpha:" + hashlib.sha256(b"order-1").hexdigest()
     store.begin_request(scope_key, fingerprint(json.dumps(VALID_BODY).encode()), 30)
 
@@ -161,7 +162,7 @@ def test_a_kept_answer_is_at_most_4_kib(app):
     keeps its type, status and request_id, and loses its `errors` list."""
     problem = InvalidPayload({f"field-{n}": "m" * 50 for n in range(200)})
     with app.test_request_context():
-        g.request_id = "r1"
+        request_state().request_id = "r1"
         kept = kept_answer(problem_response(problem))
 
     body = json.loads(kept["body"])

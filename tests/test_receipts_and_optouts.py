@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.store import get_store
 from app.store.contract import StorageUnavailable
 from tests.conftest import AUTH, AUTH_B, UUID, VALID_BODY, VONAGE_SMS_URL
 from tests.webhook_signing import SIGNATURE_SECRET, inbound_body, sign, signed_post, status_body
@@ -88,7 +89,7 @@ def test_unknown_message_receipt_is_kept_but_readable_by_nobody(app, client):
         ).status_code
         == 200
     )
-    assert app.extensions["store"].get_message("dddd")["status"] == "delivered"
+    assert get_store(app).get_message("dddd")["status"] == "delivered"
     assert client.get("/messages/dddd", headers=AUTH).status_code == 404
 
 
@@ -128,7 +129,7 @@ def test_odd_status_values_are_taken_and_ignored(app, client, status):
     body = status_body(UUID, "delivered", "2026-01-01T10:00:03Z")
     body["status"] = status
     assert signed_post(client, "/webhooks/status", body).status_code == 200
-    assert app.extensions["store"].get_message(UUID) is None
+    assert get_store(app).get_message(UUID) is None
 
 
 @pytest.mark.parametrize(
@@ -178,7 +179,7 @@ def test_only_ascii_e164_senders_can_opt_out(app, client, accept, capsys, sender
 
     assert response.status_code == 200
     assert '"action": "none"' in capsys.readouterr().out
-    assert app.extensions["store"]._opt_outs == {}  # no junk entry
+    assert get_store(app)._opt_outs == {}  # no junk entry
     assert send(client).status_code == 200
 
 
@@ -233,7 +234,7 @@ def test_a_replayed_status_webhook_is_acknowledged_and_not_applied(app, client, 
 def test_a_webhook_that_failed_is_applied_when_retried_with_its_token(app, client, monkeypatch):
     """A token is forgotten when its webhook fails (here: storage out of reach), so that
     Vonage's retry of it is not taken for a replay."""
-    store = app.extensions["store"]
+    store = get_store(app)
     apply_status = store.apply_status
 
     def unavailable(event):

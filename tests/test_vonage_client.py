@@ -15,6 +15,7 @@ import jwt
 import pytest
 
 from app.vonage.auth import RENEW_AFTER_S, TOKEN_LIFETIME_S, CachedJwtAuth
+from app.vonage.gateway import get_gateway
 from app.vonage.transport import VonageTransport
 from tests.conftest import APPLICATION_ID, AUTH, UUID, VALID_BODY, VONAGE_SMS_URL
 from tests.raw_https import (
@@ -290,7 +291,7 @@ def test_each_request_gets_its_own_headers_and_no_cookie(app, client, vonage):
         assert headers["Content-Type"] == headers["Accept"] == "application/json"
         assert headers["User-Agent"].startswith("sms-service/")
         assert "Cookie" not in headers
-    assert len(app.extensions["sms"].transport.session.cookies) == 0
+    assert len(get_gateway(app).transport.session.cookies) == 0
 
 
 GEVENT_SENDS = """

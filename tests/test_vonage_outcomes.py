@@ -9,6 +9,7 @@ import pytest
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from app.vonage.gateway import get_gateway
 from tests.conftest import AUTH, UUID, VALID_BODY, VONAGE_SMS_URL, shared_file
 
 
@@ -253,7 +254,7 @@ def test_unhandled_exception_is_a_bare_500(make_app, settings, monkeypatch, caps
     def explode(message):
         raise RuntimeError(f"boom with secret text for {message.to}")
 
-    monkeypatch.setattr(app.extensions["sms"], "send", explode)
+    monkeypatch.setattr(get_gateway(app), "send", explode)
     response = app.test_client().post("/send-sms", json=VALID_BODY, headers=AUTH)
 
     assert_problem(response, 500, "internal-error")

@@ -9,6 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from app.store import get_store
 from app.web.webhook_auth import BadSignature, check_claims, check_payload_hash, verify_signature
 from tests.conftest import shared_file
 from tests.webhook_signing import OLD_SECRET, SIGNATURE_SECRET, sign, signed_post, status_body
@@ -29,7 +30,7 @@ def post(client, raw: bytes, authorization: str | None, source: dict | None = No
 
 
 def stored(app):
-    return app.extensions["store"].get_message(STATUS["message_uuid"])
+    return get_store(app).get_message(STATUS["message_uuid"])
 
 
 def test_valid_signature_is_accepted_and_stored(app, client):
@@ -115,7 +116,7 @@ def test_allow_unsigned_takes_unsigned_webhooks(make_app, settings, capsys):
     assert "WEBHOOK_ALLOW_UNSIGNED" in capsys.readouterr().out
     response = post(app.test_client(), RAW, None)
     assert response.status_code == 200
-    assert app.extensions["store"].get_message(STATUS["message_uuid"])["status"] == "delivered"
+    assert get_store(app).get_message(STATUS["message_uuid"])["status"] == "delivered"
 
 
 def test_check_claims_uses_max_age():

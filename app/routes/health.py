@@ -5,14 +5,16 @@ blip makes the balancer drop every instance) and reports it in its body: which s
 (`sqlite`, `redis` or `memory`) and whether it takes writes.
 """
 
-from flask import Blueprint, current_app
+from flask import Blueprint
+
+from ..store import get_store
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
 def get_health():
-    store = current_app.extensions["store"]
+    store = get_store()
     writable = store.ping()
     return {
         "status": "ok",

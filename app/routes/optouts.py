@@ -8,13 +8,17 @@ audited (app/web/optout_list.py).
 from __future__ import annotations
 
 import phonenumbers
-from flask import Blueprint, current_app, g
+from flask import Blueprint
 
 from ..domain.optouts import OptOut
 from ..domain.phone import InvalidNumber, e164, parse_number, with_plus
+from ..domain.problems import ApiProblem, Problem
+from ..store import get_store
 from ..web.api_keys import require_api_key
+from ..web.app_settings import current_settings
 from ..web.optout_list import opt_in, opt_out
-from ..web.problems import ApiProblem, InvalidPayload
+from ..web.problems import InvalidPayload
+from ..web.request_context import request_state
 
 bp = Blueprint("optouts", __name__)
 
@@ -23,7 +27,7 @@ bp = Blueprint("optouts", __name__)
 @require_api_key
 def get_opt_out(number: str):
     number = e164(_path_number(number))
-    return _answer(number, current_app.extensions["store"].opt_out_entry(number))
+    return _answer(number, get_store().opt_out_entry(number))
 
 
 @bp.put("/opt-outs/<number>")
@@ -37,7 +41,7 @@ def put_opt_out(number: str):
 @require_api_key
 def delete_opt_out(number: str):
     parsed = _path_number(number)
-    override = g.api_key_name in current_app.extensions["settings"].opt_out_override_keys
+    override = request_state().api_key_name in current_settings().opt_out_override_keys
     found = opt_in(parsed, "api", override)
     if found is not None:
         raise _kept_by_recipient(found)
@@ -51,13 +55,7 @@ def _kept_by_recipient(entry: OptOut) -> ApiProblem:
         if entry.source == "sms"
         else f"The number was opted out on {entry.since}, before the service recorded who asked"
     )
-    return ApiProblem(
-        409,
-        "opted-out-by-recipient",
-        "Opted out by the recipient",
-        f"{whose}; only the recipient's START lifts it, or a key named in "
-        "OPT_OUT_OVERRIDE_KEYS. Nothing was changed.",
-    )
+    return Problem.OPTED_OUT_BY_RECIPIENT.error(whose=whose)
 
 
 def _answer(number: str, entry: OptOut | None) -> dict[str, object]:

@@ -10,7 +10,7 @@ import contextlib
 import hmac
 import os
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -19,9 +19,10 @@ from prometheus_client import (
     multiprocess,
 )
 
+from ..domain.problems import Problem
 from ..store.contract import StorageUnavailable
+from ..web.app_settings import current_settings
 from ..web.bearer import bearer_credentials
-from ..web.problems import ApiProblem
 from ..web.rate_limits import admit_credential
 
 bp = Blueprint("metrics", __name__)
@@ -30,7 +31,7 @@ METRICS = "#metrics"  # the token's name at the failed-key brake; no API key nam
 
 @bp.get("/metrics")
 def get_metrics():
-    token = current_app.extensions["settings"].metrics_token
+    token = current_settings().metrics_token
     if token:
         _check_token(token)
     return Response(_exposition(), content_type=CONTENT_TYPE_LATEST)
@@ -46,10 +47,7 @@ def _check_token(token: str) -> None:
     with contextlib.suppress(StorageUnavailable):
         admit_credential(METRICS if right else None)
     if not right:
-        raise ApiProblem(
-            401,
-            "unauthorized",
-            "Unauthorized",
+        raise Problem.UNAUTHORIZED.error(
             "Send the metrics token as 'Authorization: Bearer <token>'.",
             headers={"WWW-Authenticate": "Bearer"},
         )

@@ -6,16 +6,20 @@ import json
 import logging
 from collections.abc import Callable
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, request
 
 from ..domain.phone import InvalidNumber, e164, mask_digits, parse_webhook_number, without_plus
+from ..domain.problems import Problem
 from ..domain.records import is_known_status, parse_status_webhook
 from ..metrics import INBOUND, RECEIPTS
+from ..store import get_store
 from ..store.contract import StorageUnavailable
+from ..web.app_settings import current_settings
 from ..web.body import read_body
 from ..web.optout_list import apply_keyword
-from ..web.problems import ApiProblem, InvalidPayload
+from ..web.problems import InvalidPayload
 from ..web.rate_limits import admit_credential
+from ..web.request_context import request_state
 from ..web.webhook_auth import (
     BadSignature,
     MissingToken,
@@ -50,8 +54,8 @@ def apply_once(jti: str | None, kind: str, apply: Callable[[], dict]) -> dict:
     forgets its token, so that a retry of it is applied."""
     if jti is None:  # unsigned, allowed in development: there is no token to remember
         return apply()
-    store = current_app.extensions["store"]
-    life_s = token_life_s(current_app.extensions["settings"].webhook_max_age_s)
+    store = get_store()
+    life_s = token_life_s(current_settings().webhook_max_age_s)
     if not store.use_webhook_token(jti, life_s):
         logger.info("webhook replay ignored", extra={"fields": {"type": kind}})
         return {"received": True}
@@ -73,9 +77,9 @@ def _apply_status(body: object) -> dict:
     event = parse_status_webhook(body)
     if isinstance(event, str):
         raise InvalidPayload({"body": event})
-    record = current_app.extensions["store"].apply_status(event)
+    record = get_store().apply_status(event)
     RECEIPTS.labels(event["status"]).inc()
-    g.message_uuid = event["message_uuid"]
+    request_state().message_uuid = event["message_uuid"]
     logger.info(
         "status webhook",
         extra={"fields": {"status": event["status"], "current_status": record["status"]}},
@@ -123,16 +127,11 @@ def _verified_claims() -> dict[str, object] | None:
     A bad signature is a failed key at the brake, as a wrong API key is: a client address
     cannot try secrets unbounded, and a braked one gets 429 whether its token is good or not
     (but the addresses Vonage's good tokens came from lately)."""
-    settings = current_app.extensions["settings"]
+    settings = current_settings()
     if not settings.signature_secrets:
         if settings.webhook_allow_unsigned:
             return None
-        raise ApiProblem(
-            503,
-            "webhook-not-configured",
-            "Webhook verification not configured",
-            "webhook verification not configured: set VONAGE_SIGNATURE_SECRET.",
-        )
+        raise Problem.WEBHOOK_NOT_CONFIGURED.error()
     try:
         token = bearer_token(request.headers.get("Authorization", ""))
         claims = verify_signature(token, settings.signature_secrets)

@@ -10,7 +10,8 @@ gunicorn's gevent worker, with three guards against clients that cost a thread e
 
 What gunicorn cannot read is answered in problem+json and logged by its class only (the
 text of gunicorn's exceptions quotes the request), and a body that breaks chunked framing
-reaches the app as errors.UnreadableBody, a 400, never as a crash.
+reaches the app as UnreadableBody (app/web/problems.py), a 400, never as a crash. Every
+answer written here is a problem of the catalogue (app/domain/problems.py).
 
 gevent must patch the standard library before anything imports ssl: gunicorn.conf.py does it
 on its first line, so this module may assume a patched `socket`.
@@ -26,6 +27,7 @@ import socket
 import ssl
 import time
 import uuid
+from http import HTTPStatus
 
 from gunicorn import util as gunicorn_util
 from gunicorn.http.errors import (
@@ -42,12 +44,11 @@ from gunicorn.http.errors import (
 )
 from gunicorn.workers.ggevent import GeventWorker
 
+from ..domain.problems import ApiProblem, Problem
 from ..web.problems import (
     READ_TIMEOUT_S,
-    ApiProblem,
     RequestTimeout,
     UnreadableBody,
-    internal_error_problem,
     problem_body,
     request_timeout_problem,
     service_busy,
@@ -109,7 +110,7 @@ class SmsWorker(GeventWorker):
         fields = {"error": _error_name(exc)}
         if isinstance(exc, RequestTimeout):
             self.log.info("closing a connection whose request did not arrive in time")
-            write_problem(client, request_timeout_problem(), "Request Timeout")
+            write_problem(client, request_timeout_problem())
             return
         if req is None and _body_failed_after_its_answer(client):
             # gunicorn read the unread body of a request already answered, to reach the next
@@ -121,7 +122,7 @@ class SmsWorker(GeventWorker):
         if status == 500:
             fields["stack"] = stack_frames(exc.__traceback__)
             self.log.error("request failed outside the app", extra={"fields": fields})
-            problem = internal_error_problem()
+            problem = Problem.INTERNAL_ERROR.error()
         else:
             fields["status"] = status
             self.log.warning("refused a request that could not be read", extra={"fields": fields})
@@ -238,9 +239,7 @@ def refuse_busy(client: socket.socket) -> None:
     """Answer 503 on a connection past the cap, let the client finish sending, close."""
     with contextlib.suppress(OSError):
         write_problem(
-            client,
-            service_busy("The service has too many connections open; retry shortly."),
-            "Service Unavailable",
+            client, service_busy("The service has too many connections open; retry shortly.")
         )
         client.shutdown(socket.SHUT_WR)
         client.settimeout(DRAIN_S)
@@ -249,8 +248,9 @@ def refuse_busy(client: socket.socket) -> None:
             pass  # what it sends is not read: closing with unread data would reset the answer
 
 
-def write_problem(sock, problem: ApiProblem, reason: str) -> None:
-    """Write a problem+json answer straight to a socket and ask the client to close."""
+def write_problem(sock, problem: ApiProblem, reason: str | None = None) -> None:
+    """Write a problem+json answer straight to a socket and ask the client to close: the
+    catalogue's problem, under its status's reason phrase unless gunicorn gave its own."""
     body = problem_body(problem, uuid.uuid4().hex).encode()
     headers = {
         **SECURITY_HEADERS,
@@ -259,7 +259,7 @@ def write_problem(sock, problem: ApiProblem, reason: str) -> None:
         "Content-Type": "application/problem+json",
         "Content-Length": str(len(body)),
     }
-    head = f"HTTP/1.1 {problem.status} {reason}\r\n"
+    head = f"HTTP/1.1 {problem.status} {reason or HTTPStatus(problem.status).phrase}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     gunicorn_util.write_nonblock(sock, (head + "\r\n").encode("latin-1") + body)
 

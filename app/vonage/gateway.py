@@ -13,13 +13,14 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import requests
 from flask import Flask, current_app
 from vonage_messages import Sms, SmsOptions
 
 from ..domain.phone import without_plus
+from ..domain.problems import ApiProblem, Problem
 from ..domain.sms_request import SmsRequest
 from ..metrics import VONAGE_DURATION, VONAGE_OUTCOMES, VONAGE_RETRIES
 from ..settings import Settings
@@ -39,25 +40,15 @@ ACCOUNT_HINTS = {
     403: "Vonage forbids this for the account: check the application's Messages capability",
 }
 _RECIPIENT_WORDS = ("recipient", "white-listed", "whitelist", "barred", "destination")
-
-
-@dataclass(eq=False)
-class UpstreamError(Exception):
-    """Vonage did not take the SMS, or may not have: what to tell the caller, as the fields
-    of a problem. The gateway knows what each outcome means; app/web/problems.py answers it."""
-
-    status: int
-    slug: str
-    title: str
-    detail: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        super().__init__(f"{self.status} {self.slug}: {self.detail}")
+_EXTENSION = "sms"  # the gateway's key in app.extensions
 
 
 class SmsGateway:
-    """Holds the application's single transport to Vonage and sends through it."""
+    """Holds the application's single transport to Vonage and sends through it.
+
+    Vonage not taking the SMS, or perhaps not, is raised as a problem of the catalogue
+    (app/domain/problems.py): the gateway knows what each outcome means for the caller;
+    app/web/problems.py answers it."""
 
     def __init__(
         self,
@@ -67,13 +58,6 @@ class SmsGateway:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.transport, self.settings, self.sleep, self.clock = transport, settings, sleep, clock
-
-    @classmethod
-    def init_app(cls, app: Flask) -> SmsGateway:
-        settings = app.extensions["settings"]
-        gateway = cls(VonageTransport(settings), settings)
-        app.extensions["sms"] = gateway
-        return gateway
 
     def send(self, message: SmsRequest) -> str:
         """Send one SMS and return its message_uuid, retrying only what is safe to retry."""
@@ -112,7 +96,7 @@ class SmsGateway:
         except _Retryable as retryable:
             outcome = retryable.reason
             raise
-        except UpstreamError as problem:
+        except ApiProblem as problem:
             outcome = problem.slug
             raise
         except _TokenRefused:
@@ -127,19 +111,33 @@ class SmsGateway:
         try:
             response = self.transport.post(body)
         except (requests.ReadTimeout, AnswerTimedOut):
-            raise _timeout(self.settings.vonage_timeout_s) from None
+            raise Problem.UPSTREAM_TIMEOUT.error(timeout_s=self.settings.vonage_timeout_s) from None
         except OutcomeUnknown:
-            raise _connection_lost() from None
+            raise Problem.UPSTREAM_TIMEOUT.error(
+                "The connection to Vonage closed after the request was sent, before an answer: "
+                "the SMS may or may not have been sent."
+            ) from None
         except requests.ConnectionError:  # the transport lets through only what sent nothing
             raise _Retryable("no-connection", None) from None
         except requests.RequestException as exc:
-            raise _upstream_error(f"The call to Vonage failed ({type(exc).__name__}).") from None
+            failure = f"The call to Vonage failed ({type(exc).__name__})."
+            raise Problem.UPSTREAM_ERROR.error(failure) from None
         return _message_uuid(response)
+
+
+def init_gateway(app: Flask, settings: Settings) -> None:
+    """Attach the app's one gateway to Vonage (get_gateway reaches it)."""
+    app.extensions[_EXTENSION] = SmsGateway(VonageTransport(settings), settings)
+
+
+def get_gateway(app: Flask | None = None) -> SmsGateway:
+    """The gateway of `app`, by default of the app handling the current request."""
+    return (current_app if app is None else app).extensions[_EXTENSION]
 
 
 def send_sms(message: SmsRequest) -> str:
     """Send one SMS through the app's gateway and return its message_uuid."""
-    return current_app.extensions["sms"].send(message)
+    return get_gateway().send(message)
 
 
 def vonage_body(message: SmsRequest) -> bytes:
@@ -183,7 +181,8 @@ def _message_uuid(response: requests.Response) -> str:
         raise _classify_status(response)
     message_uuid = _json(response).get("message_uuid")
     if not isinstance(message_uuid, str) or not message_uuid:
-        raise _upstream_error("Vonage accepted the request but its answer was unreadable.")
+        unreadable = "Vonage accepted the request but its answer was unreadable."
+        raise Problem.UPSTREAM_ERROR.error(unreadable)
     return message_uuid
 
 
@@ -196,65 +195,23 @@ def _classify_status(response: requests.Response) -> Exception:
     reason = _vonage_reason(response)
     if status in (400, 422):
         if any(word in reason.lower() for word in _RECIPIENT_WORDS) or _names_field(response, "to"):
-            return UpstreamError(
-                422,
-                "recipient-rejected",
-                "Recipient rejected",
-                f"Vonage refused the recipient: {reason}",
-            )
-        return UpstreamError(
-            422, "upstream-rejected", "Rejected by Vonage", f"Vonage refused the message: {reason}"
-        )
-    return _upstream_error(f"Vonage answered {status}: {reason}")
+            return Problem.RECIPIENT_REJECTED.error(reason=reason)
+        return Problem.UPSTREAM_REJECTED.error(reason=reason)
+    return Problem.UPSTREAM_ERROR.error(vonage_status=status, reason=reason)
 
 
-def _account_error(response: requests.Response) -> UpstreamError:
+def _account_error(response: requests.Response) -> ApiProblem:
     status = response.status_code
     logger.error(
         "vonage account problem",
         extra={"fields": {"vonage_status": status, "hint": ACCOUNT_HINTS[status]}},
     )
-    return UpstreamError(
-        502,
-        "upstream-account-error",
-        "SMS provider account problem",
-        f"Vonage refused the request ({status}): the service's Vonage account needs attention.",
-    )
+    return Problem.UPSTREAM_ACCOUNT_ERROR.error(vonage_status=status)
 
 
-def _unavailable(retryable: _Retryable) -> UpstreamError:
+def _unavailable(retryable: _Retryable) -> ApiProblem:
     retry_after = math.ceil(retryable.retry_after or DEFAULT_RETRY_AFTER_S)
-    return UpstreamError(
-        503,
-        "upstream-unavailable",
-        "SMS provider unavailable",
-        "Vonage is unavailable or throttling us; the SMS was not sent. Retry later.",
-        headers={"Retry-After": str(retry_after)},
-    )
-
-
-def _timeout(timeout_s: int) -> UpstreamError:
-    return UpstreamError(
-        504,
-        "upstream-timeout",
-        "SMS provider timeout",
-        f"Vonage did not answer within {timeout_s} s after receiving the request: "
-        "the SMS may or may not have been sent.",
-    )
-
-
-def _connection_lost() -> UpstreamError:
-    return UpstreamError(
-        504,
-        "upstream-timeout",
-        "SMS provider timeout",
-        "The connection to Vonage closed after the request was sent, before an answer: "
-        "the SMS may or may not have been sent.",
-    )
-
-
-def _upstream_error(detail: str) -> UpstreamError:
-    return UpstreamError(502, "upstream-error", "SMS provider error", detail)
+    return Problem.UPSTREAM_UNAVAILABLE.error(headers={"Retry-After": str(retry_after)})
 
 
 def _backoff(retries_done: int) -> float:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import hmac
 
-from flask import current_app, g, request
+from flask import request
 
-from .problems import ApiProblem
+from ..domain.problems import ApiProblem, Problem
+from .app_settings import current_settings
 from .rate_limits import admit_credential
+from .request_context import request_state
 
 
 def require_api_key(view):
@@ -21,7 +23,7 @@ def require_api_key(view):
         admit_credential(name)  # slows key guessing; counts a wrong key
         if name is None:
             raise unauthorized()
-        g.api_key_name = name  # for limits, logs and metrics; the secret goes nowhere
+        request_state().api_key_name = name  # for limits, logs and metrics; the secret goes nowhere
         return view(*args, **kwargs)
 
     return wrapped
@@ -29,19 +31,13 @@ def require_api_key(view):
 
 def unauthorized() -> ApiProblem:
     """The 401 for a missing or unknown key."""
-    return ApiProblem(
-        401,
-        "unauthorized",
-        "Unauthorized",
-        "Send a valid API key in the X-API-Key header.",
-        headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
-    )
+    return Problem.UNAUTHORIZED.error(headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
 
 
 def identify_api_key(presented: str) -> str | None:
     """Return the name of the key whose secret equals `presented`, comparing in constant time."""
     presented_bytes = presented.encode("utf-8", "surrogateescape")
-    keys = current_app.extensions["settings"].api_keys  # name -> secret
+    keys = current_settings().api_keys  # name -> secret
     found = None
     for name, secret in keys.items():  # no early exit: the time does not depend on which key
         if hmac.compare_digest(presented_bytes, secret.encode()):

@@ -8,24 +8,26 @@ import functools
 import json
 from typing import IO
 
-from flask import g, request
+from flask import request
 from werkzeug.wsgi import LimitedStream
 
+from ..domain.problems import Problem
 from ..domain.sms_request import InvalidFields, SendRules, SmsRequest, parse_send_sms
 from .problems import (
-    ApiProblem,
     InvalidPayload,
     RequestTimeout,
     payload_too_large_problem,
     request_timeout_problem,
 )
+from .request_context import request_state
 
 MAX_BODY_BYTES = 16 * 1024
 UTF8_NAMES = ("utf-8", "utf8")
 
 
 def require_json(view):
-    """Refuse a body that is not JSON (415) or too large (413); keep it in g.raw_body.
+    """Refuse a body that is not JSON (415) or too large (413); keep it in the request's
+    state (raw_body).
 
     The body is read before the API key is looked at: a braked client's answer then takes
     as long whether its key is right or not. Reading it is bounded by the server's read
@@ -35,22 +37,14 @@ def require_json(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         if request.mimetype != "application/json":
-            raise ApiProblem(
-                415,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "Send the body as JSON with Content-Type: application/json.",
-            )
+            raise Problem.UNSUPPORTED_MEDIA_TYPE.error()
         charset = request.mimetype_params.get("charset")
         if charset is not None and charset.strip().lower() not in UTF8_NAMES:
-            raise ApiProblem(
-                415,
-                "unsupported-media-type",
-                "Unsupported media type",
+            raise Problem.UNSUPPORTED_MEDIA_TYPE.error(
                 "Send the body as UTF-8 JSON: Content-Type application/json, with no charset "
-                "or charset=utf-8.",
+                "or charset=utf-8."
             )
-        g.raw_body = read_body()
+        request_state().raw_body = read_body()
         return view(*args, **kwargs)
 
     return wrapped

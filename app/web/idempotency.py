@@ -3,7 +3,8 @@
 The first request with a key runs; its final answer is kept IDEMPOTENCY_TTL and
 replayed to any later request with the same key and body, without calling Vonage.
 Answers that prove nothing was sent (429, 503, an account error) are not kept, so a
-retry with the same key sends. An unknown outcome (504, 502) is kept: replaying it
+retry with the same key sends: NOT_KEPT, the problems whose catalogue entry says a retry
+may send (app/domain/problems.py). An unknown outcome (504, 502) is kept: replaying it
 is safe, sending again is not.
 
 What is kept is bounded: a body of at most MAX_KEPT_BODY bytes under each key (our answers
@@ -19,18 +20,23 @@ import logging
 import re
 from collections.abc import Callable
 
-from flask import Response, current_app, g
+from flask import Response, current_app
 
 from ..domain.claims import Claim
+from ..domain.problems import Problem
 from ..metrics import IDEMPOTENCY
+from ..store import get_store
 from ..store.admission import IdempotencyTicket
 from ..store.contract import StorageUnavailable
-from .problems import PROBLEMS, ApiProblem, InvalidPayload, as_problem, problem_response
+from .app_settings import current_settings
+from .problems import PROBLEMS, InvalidPayload, as_problem, problem_response
+from .request_context import request_state
 
 logger = logging.getLogger("sms_service")
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII
-NOT_KEPT_SLUGS = {"upstream-unavailable", "storage-unavailable", "upstream-account-error"}
+# Answers that prove nothing was sent, for a reason that can pass: the catalogue says which.
+NOT_KEPT = frozenset(problem for problem in Problem if problem.retry_may_send)
 KEPT_HEADERS = ("Content-Type",)
 MAX_KEPT_BODY = 4096  # bytes of one kept answer's body
 _CORE_FIELD = 300  # characters of one field an answer over MAX_KEPT_BODY keeps
@@ -70,20 +76,9 @@ def _answer_taken(claim: Claim) -> Response:
     if claim.outcome == "replay":
         return _replay(claim.response)
     if claim.outcome == "mismatch":
-        raise ApiProblem(
-            422,
-            "idempotency-key-reused",
-            "Idempotency-Key reused",
-            "This Idempotency-Key was used with a different request body.",
-        )
+        raise Problem.IDEMPOTENCY_KEY_REUSED.error()
     # "conflict": the request that took the key is still running
-    raise ApiProblem(
-        409,
-        "idempotency-conflict",
-        "Request in progress",
-        "A request with this Idempotency-Key is still in progress; retry shortly.",
-        headers={"Retry-After": "1"},
-    )
+    raise Problem.IDEMPOTENCY_CONFLICT.error(headers={"Retry-After": "1"})
 
 
 def _run_holding(ticket: IdempotencyTicket, claim: Claim, run: Callable[[], object]) -> Response:
@@ -94,17 +89,17 @@ def _run_holding(ticket: IdempotencyTicket, claim: Claim, run: Callable[[], obje
     except PROBLEMS as problem:
         return problem_response(as_problem(problem))
     except BaseException:
-        current_app.extensions["store"].release_request(ticket.key, claim.token)
+        get_store().release_request(ticket.key, claim.token)
         raise
 
 
 def _keep_or_release(ticket: IdempotencyTicket, claim: Claim, response: Response) -> None:
     """Keep the final answer under the key; or let go of the key when the answer proves
     nothing was sent, so that a retry with it sends."""
-    store = current_app.extensions["store"]
+    store = get_store()
     try:
-        if _keep(response):
-            ttl_s = current_app.extensions["settings"].idempotency_ttl_s
+        if request_state().problem not in NOT_KEPT:  # the run's problem, if it had one
+            ttl_s = current_settings().idempotency_ttl_s
             store.finish_request(ticket.key, claim.token, kept_answer(response), ttl_s)
         else:
             store.release_request(ticket.key, claim.token)
@@ -120,11 +115,6 @@ def fingerprint(raw: bytes) -> str:
     except (ValueError, RecursionError):
         canonical = raw
     return hashlib.sha256(canonical).hexdigest()
-
-
-def _keep(response: Response) -> bool:
-    """Keep every answer except those that prove nothing was sent."""
-    return response.status_code != 429 and g.get("error_slug") not in NOT_KEPT_SLUGS
 
 
 def kept_answer(response: Response) -> dict:

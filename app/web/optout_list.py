@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 
 import phonenumbers
-from flask import current_app, g
 
 from ..domain.optouts import OptOut, OptOutSource, keyword_of
 from ..domain.phone import e164, mask_number
+from ..domain.problems import ApiProblem, Problem
 from ..domain.records import now_iso
 from ..metrics import OPT_OUTS
-from .problems import ApiProblem
+from ..store import get_store
+from .request_context import request_state
 
 logger = logging.getLogger("sms_service")
 
@@ -36,17 +37,12 @@ def apply_keyword(sender: phonenumbers.PhoneNumber, text: str) -> str:
 
 def opted_out(since: str) -> ApiProblem:
     """The refusal to send to a number that asked not to be texted (checked in admission)."""
-    return ApiProblem(
-        422,
-        "recipient-opted-out",
-        "Recipient opted out",
-        f"The recipient opted out of SMS on {since}; nothing was sent.",
-    )
+    return Problem.RECIPIENT_OPTED_OUT.error(since=since)
 
 
 def opt_out(number: phonenumbers.PhoneNumber, by: OptOutSource) -> OptOut:
     """Put the number on the list (or leave it there); return its entry."""
-    entry = _store().opt_out(e164(number), now_iso(), by)
+    entry = get_store().opt_out(e164(number), now_iso(), by)
     OPT_OUTS.labels("added", by).inc()
     _audit("opt-out", "listed", number, by, entry)
     return entry
@@ -54,7 +50,7 @@ def opt_out(number: phonenumbers.PhoneNumber, by: OptOutSource) -> OptOut:
 
 def opt_in(number: phonenumbers.PhoneNumber, by: OptOutSource, override: bool) -> OptOut | None:
     """Take the number off the list; return the entry that stays, None when none does."""
-    result = _store().opt_in(e164(number), by, override)
+    result = get_store().opt_in(e164(number), by, override)
     if result.removed:
         OPT_OUTS.labels("removed", by).inc()
         overrode = by == "api" and result.found.source != "api"
@@ -80,13 +76,9 @@ def _audit(
         "action": action,  # opt-out or opt-in
         "outcome": outcome,  # listed, removed, not-listed or refused
         "by": by,  # sms (the recipient) or api
-        "api_key": g.get("api_key_name") if by == "api" else None,
+        "api_key": request_state().api_key_name if by == "api" else None,
         "number": mask_number(e164(number), number.country_code),
         "entry_source": entry.source if entry else None,
         "override": override,
     }
     logger.info("opt-out audit", extra={"fields": fields})
-
-
-def _store():
-    return current_app.extensions["store"]

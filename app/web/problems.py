@@ -6,61 +6,41 @@ import json
 import logging
 import traceback
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from ..domain.problems import ApiProblem, Problem
 from ..store.contract import StorageUnavailable
-from ..vonage.gateway import UpstreamError
+from .request_context import request_state
 
 PROBLEM_TYPE_BASE = "https://sms-service.example/problems/"
 READ_TIMEOUT_S = 10  # the server's bound from a request's first byte to its last
 logger = logging.getLogger("sms_service")
 
-# Werkzeug's own refusals, by status, under our stable slugs.
-HTTP_SLUGS = {
-    400: "validation-error",
-    401: "unauthorized",
-    404: "not-found",
-    405: "method-not-allowed",
-    413: "payload-too-large",
-    415: "unsupported-media-type",
-    429: "rate-limited",
-    500: "internal-error",
+# The HTTP layer's own refusals (werkzeug's, gunicorn's), by status, under our stable slugs;
+# any other status is an http-error.
+HTTP_PROBLEMS = {
+    400: Problem.VALIDATION_ERROR,
+    401: Problem.UNAUTHORIZED,
+    404: Problem.NOT_FOUND,
+    405: Problem.METHOD_NOT_ALLOWED,
+    413: Problem.PAYLOAD_TOO_LARGE,
+    415: Problem.UNSUPPORTED_MEDIA_TYPE,
+    429: Problem.RATE_LIMITED,
+    500: Problem.INTERNAL_ERROR,
 }
 # One title per status, whoever refuses: werkzeug's own would say "Not Found" where ours say
-# "Not found".
-NOT_FOUND_TITLE = "Not found"
-
-
-class ApiProblem(Exception):
-    """A refusal we mean to give: status, stable slug, human title and detail."""
-
-    def __init__(
-        self,
-        status: int,
-        slug: str,
-        title: str,
-        detail: str,
-        *,
-        headers: dict[str, str] | None = None,
-        **extra: object,
-    ):
-        super().__init__(f"{status} {slug}: {detail}")
-        self.status, self.slug, self.title, self.detail = status, slug, title, detail
-        self.headers = headers or {}
-        self.extra = extra
+# "Not found". The HTTP layer's other refusals keep their own words.
+CATALOGUE_TITLES = {Problem.NOT_FOUND}
 
 
 class InvalidPayload(ApiProblem):
     """A 400 naming every bad field at once."""
 
     def __init__(self, errors: dict[str, str]):
-        fields = ", ".join(errors)
         super().__init__(
-            400,
-            "validation-error",
-            "Invalid request",
-            f"Fix these fields: {fields}.",
+            Problem.VALIDATION_ERROR,
+            Problem.VALIDATION_ERROR.describe(fields=", ".join(errors)),
             errors=[{"field": name, "message": message} for name, message in errors.items()],
         )
 
@@ -78,40 +58,27 @@ class UnreadableBody(InvalidPayload):
 
 def payload_too_large_problem(limit: int) -> ApiProblem:
     """A body over `limit` bytes, refused with the limit named."""
-    return ApiProblem(
-        413,
-        "payload-too-large",
-        "Payload too large",
-        f"The body must be at most {limit} bytes ({limit / 1024:g} KiB).",
-    )
+    return Problem.PAYLOAD_TOO_LARGE.error(limit=limit, kib=limit / 1024)
 
 
 def storage_unavailable() -> ApiProblem:
     """The state is out of reach or read-only (the store's StorageUnavailable): nothing was sent."""
-    return ApiProblem(
-        503,
-        "storage-unavailable",
-        "Storage unavailable",
-        "The service's state storage is unavailable; nothing was sent. Retry later.",
-        headers={"Retry-After": "5"},
-    )
+    return Problem.STORAGE_UNAVAILABLE.error(headers={"Retry-After": "5"})
 
 
-# What is answered as a problem: our own refusals, and the failures of the adapters below (the
-# store's, and Vonage's outcomes as the gateway judges them); as_problem answers each.
-PROBLEMS = (ApiProblem, StorageUnavailable, UpstreamError)
+# What is answered as a problem: our own refusals (the Vonage gateway's among them), and the
+# store's failure; as_problem answers each.
+PROBLEMS = (ApiProblem, StorageUnavailable)
 
 
-def as_problem(exc: ApiProblem | StorageUnavailable | UpstreamError) -> ApiProblem:
+def as_problem(exc: ApiProblem | StorageUnavailable) -> ApiProblem:
     """The problem that answers `exc`."""
     if isinstance(exc, StorageUnavailable):
         return storage_unavailable()
-    if isinstance(exc, UpstreamError):
-        return ApiProblem(exc.status, exc.slug, exc.title, exc.detail, headers=exc.headers)
     return exc
 
 
-def register_error_handlers(app: Flask) -> None:
+def init_error_handlers(app: Flask) -> None:
     """Install the only code that turns exceptions into responses."""
     for failure in PROBLEMS:
         app.register_error_handler(failure, _answer_problem)
@@ -120,23 +87,24 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_problem)
 
 
-def _answer_problem(exc: ApiProblem | StorageUnavailable | UpstreamError) -> Response:
+def _answer_problem(exc: ApiProblem | StorageUnavailable) -> Response:
     return problem_response(as_problem(exc))
 
 
 def _http_problem(exc: HTTPException) -> Response:
     status = exc.code or 500
     if status == 500:
-        return _internal_error(exc)
+        return problem_response(Problem.INTERNAL_ERROR.error())
     if status == 413:  # werkzeug's own words do not say what the limit is
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         return problem_response(payload_too_large_problem(limit))
     response = exc.get_response()  # keeps headers such as Allow on a 405
+    kind = HTTP_PROBLEMS.get(status, Problem.HTTP_ERROR)
     problem = ApiProblem(
-        status,
-        HTTP_SLUGS.get(status, "http-error"),
-        NOT_FOUND_TITLE if status == 404 else exc.name,
+        kind,
         exc.description or exc.name,
+        status=status,
+        title=kind.title if kind in CATALOGUE_TITLES else exc.name,
         headers={k: v for k, v in response.headers.items() if k.lower() == "allow"},
     )
     return problem_response(problem)
@@ -158,24 +126,13 @@ def stack_frames(tb) -> list[str]:
     return [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in frames]
 
 
-def _internal_error(exc: HTTPException) -> Response:
-    return problem_response(internal_error_problem())
-
-
-def internal_error_problem() -> ApiProblem:
-    return ApiProblem(
-        500,
-        "internal-error",
-        "Internal server error",
-        "Something went wrong on our side. Quote the request_id when you report it.",
-    )
-
-
 def problem_response(problem: ApiProblem) -> Response:
-    """Render a problem as application/problem+json and note its slug for the request log."""
-    g.error_slug = problem.slug
+    """Render a problem as application/problem+json, and note it in the request's state (for
+    the request log, and for what an Idempotency-Key keeps)."""
+    state = request_state()
+    state.problem = problem.kind
     return Response(
-        problem_body(problem, g.get("request_id")),
+        problem_body(problem, state.request_id),
         status=problem.status,
         headers=problem.headers,
         content_type="application/problem+json",
@@ -203,25 +160,21 @@ class RequestTimeout(Exception):
 
 def request_timeout_problem() -> ApiProblem:
     """A request whose headers or body did not arrive within READ_TIMEOUT_S."""
-    return ApiProblem(
-        408,
-        "request-timeout",
-        "Request timeout",
-        f"The request did not arrive whole within {READ_TIMEOUT_S} s.",
-    )
+    return Problem.REQUEST_TIMEOUT.error(seconds=READ_TIMEOUT_S)
 
 
-def service_busy(detail: str) -> ApiProblem:
+def service_busy(detail: str | None = None) -> ApiProblem:
     """A request shed under load before anything was done for it; retry in a second."""
-    return ApiProblem(503, "service-busy", "Service busy", detail, headers={"Retry-After": "1"})
+    return Problem.SERVICE_BUSY.error(detail, headers={"Retry-After": "1"})
 
 
 def unreadable_request_problem(status: int, reason: str) -> ApiProblem:
     """A request refused before it could be read (by gunicorn: a malformed request line,
-    headers too large). Its message is left out: it quotes the request."""
+    headers too large), in gunicorn's words under the slug of its status, with http-error's
+    default detail whatever that slug. Its message is left out: it quotes the request."""
     return ApiProblem(
-        status,
-        HTTP_SLUGS.get(status, "http-error"),
-        reason,
-        f"The HTTP request could not be read ({reason}).",
+        HTTP_PROBLEMS.get(status, Problem.HTTP_ERROR),
+        Problem.HTTP_ERROR.describe(reason=reason),
+        status=status,
+        title=reason,
     )

@@ -10,6 +10,9 @@ admission step, stopped after it. When Redis is out of reach, the limits fail cl
 In process memory the counters live in BoundedMemoryStorage (app/store/limit_storage.py): idle keys
 go, and at most MAX_LIMIT_KEYS are kept. A client address is always an IP address
 (client_ip), so a header cannot make a key of any other string.
+
+init_rate_limits attaches the limits and the admission that counts them, over the app's
+store; get_rate_limits and get_admission reach them.
 """
 
 from __future__ import annotations
@@ -18,25 +21,34 @@ import ipaddress
 import math
 import time
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse_many
 from limits.strategies import RateLimiter
 
+from ..domain.problems import ApiProblem, Problem
 from ..metrics import RATE_LIMITED
-from ..store.admission import FAILED_AUTH, Admission, LimitItems, Ticket, Window
+from ..settings import Settings
+from ..store import build_admission, get_store
+from ..store.admission import API_KEY, FAILED_AUTH, RECIPIENT, Admission, LimitItems, Ticket, Window
 from ..store.limit_storage import BoundedMemoryStorage
-from .problems import ApiProblem
+from .request_context import request_state
 
 MAX_LIMIT_KEYS = 100_000  # counters kept in process memory; the least recently counted go first
+# The refusal of each limit: the failed-key brake and the key's limit are the client's.
+REFUSALS = {
+    FAILED_AUTH: Problem.RATE_LIMITED,
+    API_KEY: Problem.RATE_LIMITED,
+    RECIPIENT: Problem.RECIPIENT_RATE_LIMITED,
+}
+_LIMITS, _ADMISSION = "rate_limits", "admission"  # their keys in app.extensions
 
 
 class RateLimits:
     """The app's limiter and its parsed limits."""
 
-    def __init__(self, app: Flask):
-        settings = app.extensions["settings"]
+    def __init__(self, app: Flask, settings: Settings):
         app.config["RATELIMIT_ENABLED"] = True  # always explicit: flask-limiter reads it once
         # Process memory counts per process; several workers or instances need Redis.
         app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or BoundedMemoryStorage.URI
@@ -59,36 +71,47 @@ class RateLimits:
             per_key=parse_many(settings.rate_limit),
             per_recipient=parse_many(settings.recipient_rate_limit),
         )
-        app.extensions["rate_limits"] = self
-        app.after_request(_add_rate_limit_headers)
 
     @property
     def strategy(self) -> RateLimiter:
         return self.limiter.limiter
 
 
-def too_many(window: Window, scope: str, slug: str) -> ApiProblem:
-    """The 429 for a spent limit, with Retry-After; its window is the one the headers show."""
+def init_rate_limits(app: Flask, settings: Settings) -> None:
+    """Attach the limits, and the admission that counts them over the app's store (init_store
+    first); get_rate_limits and get_admission reach them."""
+    limits = app.extensions[_LIMITS] = RateLimits(app, settings)
+    admission = build_admission(settings, get_store(app), limits.strategy, limits.items)
+    app.extensions[_ADMISSION] = admission
+    app.after_request(_add_rate_limit_headers)
+
+
+def get_rate_limits(app: Flask | None = None) -> RateLimits:
+    """The limits of `app`, by default of the app handling the current request."""
+    return (current_app if app is None else app).extensions[_LIMITS]
+
+
+def get_admission() -> Admission:
+    """The current app's admission: the checks on the shared state, in one step."""
+    return current_app.extensions[_ADMISSION]
+
+
+def too_many(window: Window, scope: str) -> ApiProblem:
+    """The 429 for the spent limit of `scope`, with Retry-After; its window is the one the
+    headers show."""
     retry_after = max(1, math.ceil(window.stats.reset_time - time.time()))
     show_rate_limit(window)
     RATE_LIMITED.labels(scope).inc()
-    what = "this recipient" if slug == "recipient-rate-limited" else "this client"
-    return ApiProblem(
-        429,
-        slug,
-        "Too many requests",
-        f"The limit of {window.item} for {what} is spent; retry after {retry_after} seconds.",
+    return REFUSALS[scope].error(
+        limit=window.item,
+        retry_after=retry_after,
         headers={"Retry-After": str(retry_after)},
     )
 
 
 def show_rate_limit(window: Window) -> None:
     """Tell the caller, in the answer's headers, where it stands on this limit."""
-    g.rate_limit_shown = window
-
-
-def admission() -> Admission:
-    return current_app.extensions["admission"]
+    request_state().rate_limit_shown = window
 
 
 def admit_credential(name: str | None) -> None:
@@ -99,9 +122,9 @@ def admit_credential(name: str | None) -> None:
     a guess cannot be confirmed; only a credential that succeeded from this address lately
     still passes (app/store/admission.py). Return for a right one and for a wrong one not
     braked: the caller answers the wrong one (401)."""
-    verdict = admission().admit(Ticket(client_ip(), name, stop_after="api-key"))
+    verdict = get_admission().admit(Ticket(client_ip(), name, stop_after="api-key"))
     if verdict.refused_by == "failed-auth":
-        raise too_many(verdict.window, FAILED_AUTH, "rate-limited")
+        raise too_many(verdict.window, FAILED_AUTH)
 
 
 def client_ip() -> str:
@@ -132,7 +155,7 @@ def _add_rate_limit_headers(response):
 
     The window was read when the limit was counted, in the same round trip, so the answer
     needs no second look at the storage."""
-    window: Window | None = g.get("rate_limit_shown")
+    window = request_state().rate_limit_shown
     if window is None:
         return response
     reset_s = max(0, math.ceil(window.stats.reset_time - time.time()))

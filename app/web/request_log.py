@@ -10,9 +10,10 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 from ..metrics import method_label, observe_request
+from .request_context import RequestState, request_state
 
 logger = logging.getLogger("sms_service")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -21,15 +22,6 @@ _TRACEPARENT = re.compile(
     r"(?P<version>[0-9a-f]{2})-(?P<trace_id>[0-9a-f]{32})-(?P<parent_id>[0-9a-f]{16})"
     r"-[0-9a-f]{2}(?P<rest>-.*)?"
 )
-# Log field -> where the request keeps it in flask.g.
-_REQUEST_FIELDS = {
-    "api_key": "api_key_name",
-    "to": "to_masked",
-    "segments": "segments",
-    "message_uuid": "message_uuid",
-    "error": "error_slug",
-    "trace_id": "trace_id",
-}
 
 
 class JsonFormatter(logging.Formatter):
@@ -75,17 +67,17 @@ def configure_logging(level: str) -> None:
 
 
 def init_request_log(app: Flask) -> None:
+    """Start each request's log (its id, its clock) before anything else, and write its line."""
     app.before_request(_start)
     app.after_request(_finish)
 
 
 def _start() -> None:
-    g.started = time.perf_counter()
+    state = request_state()
+    state.started = time.perf_counter()
     presented = request.headers.get("X-Request-ID", "")
-    g.request_id = presented if _REQUEST_ID.fullmatch(presented) else uuid.uuid4().hex
-    trace_id = trace_id_of(request.headers.get("traceparent", ""))
-    if trace_id:
-        g.trace_id = trace_id
+    state.request_id = presented if _REQUEST_ID.fullmatch(presented) else uuid.uuid4().hex
+    state.trace_id = trace_id_of(request.headers.get("traceparent", ""))
 
 
 def trace_id_of(traceparent: str) -> str | None:
@@ -99,20 +91,34 @@ def trace_id_of(traceparent: str) -> str | None:
 
 
 def _finish(response: Response) -> Response:
-    response.headers["X-Request-ID"] = g.request_id
-    duration_s = time.perf_counter() - g.started
+    state = request_state()
+    response.headers["X-Request-ID"] = state.request_id
+    duration_s = time.perf_counter() - state.started
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
     observe_request(route, request.method, response.status_code, duration_s)
     fields = {
-        "request_id": g.request_id,
+        "request_id": state.request_id,
         "method": method_label(request.method),
         "path": _loggable_path(),
         "status": response.status_code,
         "duration_ms": round(duration_s * 1000, 2),
+        **_learned(state),
     }
-    fields.update({field: g.get(name) for field, name in _REQUEST_FIELDS.items() if name in g})
     logger.info("request", extra={"fields": fields})
     return response
+
+
+def _learned(state: RequestState) -> dict[str, object]:
+    """What the request learned on its way, for its log line: only what it did learn."""
+    fields = {
+        "api_key": state.api_key_name,
+        "to": state.to_masked,
+        "segments": state.segments,
+        "message_uuid": state.message_uuid,
+        "error": state.problem.slug if state.problem else None,
+        "trace_id": state.trace_id,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _loggable_path() -> str:

@@ -12,6 +12,7 @@ SECURITY_HEADERS = {
 
 
 def init_security_headers(app: Flask) -> None:
+    """Add SECURITY_HEADERS to every answer, problems included."""
     app.after_request(_add_security_headers)
 
 

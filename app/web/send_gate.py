@@ -18,17 +18,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from flask import current_app, g, request
+from flask import request
 
 from ..domain.phone import mask_number
 from ..domain.sms_request import SmsRequest
 from ..store.admission import API_KEY, FAILED_AUTH, RECIPIENT, Ticket, Verdict
 from .api_keys import identify_api_key, unauthorized
+from .app_settings import current_settings
 from .body import parse_sms_request
 from .idempotency import HEADER, answer_once, idempotency_ticket
 from .optout_list import opted_out
 from .problems import InvalidPayload
-from .rate_limits import admission, client_ip, show_rate_limit, too_many
+from .rate_limits import client_ip, get_admission, show_rate_limit, too_many
+from .request_context import request_state
 
 
 def admit_send(view: Callable[[SmsRequest], object]):
@@ -37,25 +39,25 @@ def admit_send(view: Callable[[SmsRequest], object]):
 
     @functools.wraps(view)
     def wrapped():
-        settings = current_app.extensions["settings"]
+        settings, state = current_settings(), request_state()
         api_key = identify_api_key(request.headers.get("X-API-Key", ""))
         idempotency, bad_header = _deferred(
             idempotency_ticket,
             request.headers.get(HEADER),
             api_key or "",
-            g.raw_body,
+            state.raw_body,
             settings.request_deadline_s,
         )
-        message, bad_body = _deferred(parse_sms_request, g.raw_body, settings)
+        message, bad_body = _deferred(parse_sms_request, state.raw_body, settings)
         stop_after = "api-key" if bad_header else "key-limit" if bad_body else "recipient-limit"
         recipient = message.to if message else None
         ticket = Ticket(client_ip(), api_key, stop_after, idempotency, recipient)
-        verdict = admission().admit(ticket)
+        verdict = get_admission().admit(ticket)
         if verdict.refused_by == "failed-auth":
-            raise too_many(verdict.window, FAILED_AUTH, "rate-limited")
+            raise too_many(verdict.window, FAILED_AUTH)
         if verdict.refused_by == "api-key":
             raise unauthorized()
-        g.api_key_name = api_key  # for logs and metrics; the secret goes nowhere
+        state.api_key_name = api_key  # for logs and metrics; the secret goes nowhere
         if bad_header is not None:
             raise bad_header
         return answer_once(
@@ -70,16 +72,17 @@ def _after_claim(
 ) -> SmsRequest:
     """Raise the refusals that come after the Idempotency-Key, so that its answer is kept."""
     if verdict.refused_by == "key-limit":
-        raise too_many(verdict.window, API_KEY, "rate-limited")
+        raise too_many(verdict.window, API_KEY)
     show_rate_limit(verdict.window)  # the key's tightest limit
     if bad_body is not None:
         raise bad_body
-    g.to_masked = mask_number(message.to, message.country_code)
-    g.segments = message.encoded.segments
+    state = request_state()
+    state.to_masked = mask_number(message.to, message.country_code)
+    state.segments = message.encoded.segments
     if verdict.refused_by == "opt-out":
         raise opted_out(verdict.opted_out_since)
     if verdict.refused_by == "recipient-limit":
-        raise too_many(verdict.window, RECIPIENT, "recipient-rate-limited")
+        raise too_many(verdict.window, RECIPIENT)
     return message
 
 

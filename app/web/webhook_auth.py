@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 
 import jwt
 
+from ..domain.problems import ApiProblem, Problem
 from .bearer import bearer_credentials
-from .problems import ApiProblem
 
 FUTURE_LEEWAY_S = 60
 MAX_JTI_LENGTH = 128  # Vonage's are UUIDs
@@ -31,21 +31,17 @@ class MissingToken(ApiProblem):
     """No token at all: Vonage documents rare unsigned callbacks and retries them on a 5xx."""
 
     def __init__(self):
-        super().__init__(
-            503,
-            "webhook-unsigned",
-            "Unsigned webhook",
-            "The webhook carries no signature; answer 5xx so that Vonage retries it signed.",
-        )
+        super().__init__(Problem.WEBHOOK_UNSIGNED, Problem.WEBHOOK_UNSIGNED.describe())
 
 
 class BadSignature(ApiProblem):
+    """A token that is not Vonage's: unauthorized, with a title that says which credential."""
+
     def __init__(self, reason: str):
         super().__init__(
-            401,
-            "unauthorized",
-            "Invalid webhook signature",
+            Problem.UNAUTHORIZED,
             reason,
+            title="Invalid webhook signature",
             headers={"WWW-Authenticate": "Bearer"},
         )
 

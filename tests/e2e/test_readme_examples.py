@@ -131,4 +131,11 @@ def test_every_error_example_answers_what_its_comment_says(demo_like, adapt, cre
             assert f"/problems/{slug}" in "\n".join(answers), (command, answers)
         seen.add(slug)
     # Every row of the error table that docs/api.md says the demo produces has an example.
-    assert slugs - seen == {"upstream-rejected", "storage-unavailable", "internal-error"}
+    assert slugs - seen == {
+        "upstream-rejected",
+        "storage-unavailable",
+        "request-timeout",
+        "service-busy",
+        "webhook-not-configured",
+        "internal-error",
+    }
