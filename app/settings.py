@@ -629,6 +629,12 @@ def declaration(settings_field: Any) -> Variable:
     return settings_field.metadata["variable"]
 
 
+_ENV_FILE = Variable(
+    "ENV_FILE",
+    None,
+    "the file of variables to read, in the working directory; empty reads none",
+    default=".env",
+)
 # Read before the settings can be, by gunicorn.conf.py and env_file(): declared here for the
 # documents. gevent must patch the standard library before anything imports ssl, so
 # GUNICORN_CMD_ARGS (which may choose another worker) is read before this module is imported;
@@ -646,16 +652,10 @@ EARLY = (
         "where gunicorn workers share metric samples (cleaned at start)",
         shown_default="a temporary folder",
     ),
-    Variable(
-        "ENV_FILE",
-        None,
-        "the file of variables to read, in the working directory; empty reads none",
-        default=".env",
-    ),
+    _ENV_FILE,
 )
 # Every variable the service reads, in the order of docs/operations.md's table.
 VARIABLES = (*(declaration(each) for each in fields(Settings)), *EARLY)
-_ENV_FILE = EARLY[-1]
 
 
 def env_file() -> str | None:

@@ -190,8 +190,9 @@ def start_service(
     return process
 
 
-# Variables of the service that must come from the stack, never from the calling shell.
-_SERVICE_VARIABLES = {"REDIS_URL", "WEB_CONCURRENCY", "RATE_LIMIT", "RECIPIENT_RATE_LIMIT"}
+# Variables of the service that must come from the stack, never from the calling shell (tcsh
+# exports HOST as the machine's name).
+_SERVICE_VARIABLES = {"REDIS_URL", "WEB_CONCURRENCY", "RATE_LIMIT", "RECIPIENT_RATE_LIMIT", "HOST"}
 
 
 def start_redis(folder: Path, port: int = 0) -> Process:
