@@ -50,35 +50,17 @@ try:
         from app.store.sqlite_schema import check_schema
 
         check_schema(settings.state_path)  # a file from a newer version stops the boot here
-except ConfigError:
+except ConfigError as error:
     _drop_own_metrics_dir()  # a failed start leaves no folder behind
-    raise
+    # One line on stderr, exit status 1. An exception would reach gunicorn, which prints
+    # "Failed to read config file" and a traceback above it; SystemExit goes through.
+    sys.exit(f"ConfigError: {error}")
 
 
-def _workers() -> int:
-    """Without Redis, rate limits live in one process: one worker.
-    With Redis, all workers share them: one per CPU (each waits on Vonage in greenlets)."""
-    requested = os.environ.get("WEB_CONCURRENCY", "").strip()
-    default = (os.cpu_count() or 1) if settings.redis_url else 1
-    if not requested:
-        return default
-    if not requested.isdigit() or int(requested) < 1:
-        raise ConfigError("WEB_CONCURRENCY must be a whole number of workers, at least 1")
-    if int(requested) > 1 and not settings.redis_url:
-        raise ConfigError(
-            f"WEB_CONCURRENCY={requested} needs REDIS_URL: without shared state each worker "
-            "would count rate limits and keep records on its own"
-        )
-    return int(requested)
-
-
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# The server's own variables come from the same reading as the rest (app/settings.py).
+bind = settings.bind
+workers = settings.workers
 worker_class = "app.server.worker.SmsWorker"  # gevent: a send waiting on Vonage costs a greenlet
-try:
-    workers = _workers()
-except ConfigError:
-    _drop_own_metrics_dir()
-    raise
 # Open connections per worker; past them a new one is answered 503 at once (app/server/worker.py).
 worker_connections = 10_000
 # Longer than a load balancer's idle timeout (often 60 s), so it never reuses a closed socket.

@@ -1,12 +1,34 @@
-"""Configuration: one frozen object, read from the environment and checked at start-up."""
+"""Configuration: one frozen object, read from the environment and checked at start-up.
+
+Each variable is declared once, as a field of `Settings`: its name, parser (with its bounds),
+default and help all sit in one `variable(...)` call, and `Settings.from_environ` reads and
+checks every field from that alone, collecting every problem into one ConfigError. The
+server's own variables (HOST, PORT, WEB_CONCURRENCY) are fields too: gunicorn.conf.py takes
+them from the same reading. The few variables read before any of this can be (gevent must
+patch first, prometheus_client reads its folder on import, ENV_FILE says where the others
+are) are declared in `EARLY`, for the documents.
+
+To add a variable, add one field, e.g.
+
+    state_path: str = variable("STATE_PATH", parse_state_path, "the SQLite file …", default="x.db")
+
+with a parser `(text, name, reading) -> value` that calls `reading.problem(...)` for a bad
+value (the text is stripped, and is the default when the variable is unset or empty); add
+`required=True` for a variable without default, `secret=True` to keep the value out of repr.
+A parser that needs another variable's value reads `reading.values[NAME]`: declare that one
+first. Then the tests (tests/test_docs.py) say which line of `.env.example` and which row
+of docs/operations.md's table to add: both are checked against these declarations.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import phonenumbers
 from cryptography.hazmat.primitives import serialization
@@ -20,6 +42,7 @@ MIN_SECRET_LENGTH = 24
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
 _ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9 ]{1,11}")
 _DURATION = re.compile(r"([0-9]{1,9})([smhd]?)")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -39,36 +62,564 @@ class ConfigError(Exception):
     """The environment cannot run the service; the message names every problem."""
 
 
+class Reading:
+    """One pass over an environment: the values read so far, by variable name, and every
+    problem found, so that one error can name them all."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+        self.values: dict[str, Any] = {}
+        self.problems: list[str] = []
+
+    def problem(self, message: str) -> None:
+        self.problems.append(message)
+
+
+# A parser: (text, the variable's name, the reading) -> the value. It reports a bad text with
+# reading.problem(...), never quoting a secret, and may then return anything: no Settings is
+# built from a reading with problems.
+Parse = Callable[[str, str, Reading], Any]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: everything the service and its documents know of it."""
+
+    name: str
+    parse: Parse | None  # None: read before the settings can be (see EARLY)
+    help: str  # Markdown, as docs/operations.md's table shows it; {bounds} is the parser's
+    default: str = ""  # the text read when the variable is unset or empty; "" is none
+    required: bool = False
+    shown_default: str = ""  # the documents' words for a default that is no fixed text
+
+    @property
+    def description(self) -> str:
+        return self.help.replace("{bounds}", getattr(self.parse, "bounds", ""))
+
+    @property
+    def documented_default(self) -> str:
+        """The default as docs/operations.md's table writes it (Markdown)."""
+        if self.shown_default:
+            return self.shown_default
+        if self.required:
+            return "required"
+        return f"`{self.default}`" if self.default else "none"
+
+    def read(self, reading: Reading) -> Any:
+        """Parse this variable's text (or default) into its value, noting any problem."""
+        assert self.parse is not None, f"{self.name} is read before the settings"
+        text = reading.environ.get(self.name, "").strip() or self.default
+        if not text and self.required:
+            reading.problem(f"{self.name} is not set")
+            value = None
+        else:
+            value = self.parse(text, self.name, reading)
+        reading.values[self.name] = value
+        return value
+
+
+def variable(
+    name: str,
+    parse: Parse,
+    help: str,
+    *,
+    default: str = "",
+    required: bool = False,
+    secret: bool = False,
+    shown_default: str = "",
+) -> Any:
+    """Declare a field of Settings read from the variable `name`; a secret stays out of repr."""
+    declared = Variable(name, parse, help, default, required, shown_default)
+    return field(repr=not secret, metadata={"variable": declared})
+
+
+# --- parsers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Integer:
+    """A whole number from low to high."""
+
+    low: int
+    high: int
+
+    @property
+    def bounds(self) -> str:
+        return f"{self.low}–{self.high}"
+
+    def __call__(self, text: str, name: str, reading: Reading) -> int | None:
+        if not _is_number(text) or not self.low <= int(text) <= self.high:
+            reading.problem(f"{name} must be a whole number from {self.low} to {self.high}")
+            return None
+        return int(text)
+
+
+@dataclass(frozen=True)
+class Matching:
+    """Text of a given shape, e.g. host[:port]."""
+
+    pattern: re.Pattern
+    shape: str
+
+    def __call__(self, text: str, name: str, reading: Reading) -> str:
+        if not self.pattern.fullmatch(text):
+            reading.problem(f"{name} must look like {self.shape}")
+        return text
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few words, in any case."""
+
+    choices: tuple[str, ...]
+
+    @property
+    def bounds(self) -> str:
+        words = [f"`{choice}`" for choice in self.choices]
+        return f"{', '.join(words[:-1])} or {words[-1]}"
+
+    def __call__(self, text: str, name: str, reading: Reading) -> str:
+        value = text.upper()
+        if value not in self.choices:
+            reading.problem(f"{name} must be one of {', '.join(self.choices)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Token:
+    """An optional secret of at least `min_length` characters."""
+
+    min_length: int
+
+    @property
+    def bounds(self) -> str:
+        return f"{self.min_length}+ characters"
+
+    def __call__(self, text: str, name: str, reading: Reading) -> str | None:
+        if text and len(text) < self.min_length:
+            reading.problem(f"{name} must be at least {self.min_length} characters")
+        return text or None
+
+
+def parse_text(text: str, name: str, reading: Reading) -> str | None:
+    return text or None
+
+
+def parse_uuid(text: str, name: str, reading: Reading) -> str:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        reading.problem(f"{name} must be the application's UUID")
+    if text in PLACEHOLDERS:
+        reading.problem(f"{name} is the placeholder of .env.example")
+    return text
+
+
+def parse_sender(text: str, name: str, reading: Reading) -> str:
+    if not is_sender(text):
+        reading.problem(
+            f"{name} must be an E.164 number or an alphanumeric sender ID of 1-11 characters"
+        )
+    return text
+
+
+def parse_senders(text: str, name: str, reading: Reading) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    bad = [v for v in values if not is_sender(v)]
+    if bad:
+        reading.problem(
+            f"{name}: {len(bad)} value(s) are neither E.164 numbers nor alphanumeric sender IDs"
+        )
+    return values
+
+
+def parse_api_keys(text: str, name: str, reading: Reading) -> dict[str, str]:
+    """`name:secret` pairs. A problem names the entry by its position only: a malformed entry
+    may be a bare secret, or a secret and a name swapped, so none of its text is ever
+    repeated."""
+    keys: dict[str, str] = {}
+    positions: dict[str, int] = {}  # secret -> position of the entry that holds it
+    for position, pair in enumerate(text.split(","), start=1):
+        key_name, colon, secret = (part.strip() for part in pair.partition(":"))
+        where = f"{name} entry {position}"
+        if not colon:
+            reading.problem(f"{where} is not a name:secret pair")
+        elif not _KEY_NAME.fullmatch(key_name):
+            reading.problem(f"{where} needs a name of letters, digits, '_', '.' or '-'")
+        elif key_name in keys:
+            reading.problem(f"{where} has the same name as entry {positions[keys[key_name]]}")
+        elif len(secret) < MIN_SECRET_LENGTH:
+            reading.problem(f"{where}: the secret must be at least {MIN_SECRET_LENGTH} characters")
+        elif secret in PLACEHOLDERS:
+            reading.problem(f"{where} holds a placeholder secret of .env.example")
+        elif secret in positions:
+            reading.problem(f"{where} reuses the secret of entry {positions[secret]}")
+        else:
+            keys[key_name] = secret
+            positions[secret] = position
+    return keys
+
+
+@dataclass(frozen=True)
+class KeyNames:
+    """Comma-separated names of entries of another variable's keys (the unknown ones are
+    counted, not printed: a secret pasted here by mistake must not reach the log)."""
+
+    keys: str  # the variable holding the keys, declared before
+
+    def __call__(self, text: str, name: str, reading: Reading) -> frozenset[str]:
+        known = reading.values[self.keys] or {}
+        names = frozenset(n.strip() for n in text.split(",") if n.strip())
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            reading.problem(f"{name}: {len(unknown)} name(s) are not key names in {self.keys}")
+        return names - set(unknown)
+
+
+@dataclass(frozen=True)
+class PrivateKey:
+    """An RSA private key (PKCS#8 or PKCS#1 PEM), given as this variable's text or in the file
+    another variable names: exactly one of the two."""
+
+    path: str  # the variable naming the key's file, declared before
+
+    def __call__(self, text: str, name: str, reading: Reading) -> RSAPrivateKey | None:
+        path = reading.values[self.path] or ""
+        if bool(path) == bool(text):
+            reading.problem(f"set exactly one of {self.path} and {name}")
+            return None
+        if path:
+            try:
+                with open(path, "rb") as key_file:
+                    pem = key_file.read()
+            except OSError as exc:
+                reading.problem(f"{self.path} cannot be read ({exc.strerror})")
+                return None
+            return _load_key(self.path, pem, reading)
+        # Container platforms often store a PEM on one line with literal \n escapes.
+        return _load_key(name, text.replace("\\n", "\n").encode(), reading)
+
+
+def _load_key(name: str, pem: bytes, reading: Reading) -> RSAPrivateKey | None:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)  # PKCS#8 or PKCS#1
+    except TypeError:
+        reading.problem(f"{name}: the private key must not be password-protected")
+        return None
+    except ValueError:
+        reading.problem(f"{name} is not a PEM private key (PKCS#8 or PKCS#1)")
+        return None
+    if not isinstance(key, RSAPrivateKey):
+        reading.problem(f"{name} must be an RSA private key, as Vonage issues")
+        return None
+    return key
+
+
+def parse_rate_limit(text: str, name: str, reading: Reading) -> str:
+    try:
+        parse_many(text)
+    except ValueError:
+        reading.problem(f"{name} must be in flask-limiter syntax, e.g. '60 per minute'")
+    return text
+
+
+def parse_region(text: str, name: str, reading: Reading) -> str | None:
+    value = text.upper()
+    if value and value not in phonenumbers.SUPPORTED_REGIONS:
+        reading.problem(f"{name} must be an ISO 3166 country code such as GB or US")
+    return value or None
+
+
+def parse_secrets(text: str, name: str, reading: Reading) -> tuple[str, ...]:
+    """Several comma-separated secrets, so a new one can be added before the old goes."""
+    values = tuple(s.strip() for s in text.split(",") if s.strip())
+    for position, value in enumerate(values, start=1):
+        if value in PLACEHOLDERS:
+            reading.problem(f"{name} entry {position} is a placeholder of .env.example")
+    return values
+
+
+def parse_boolean(text: str, name: str, reading: Reading) -> bool:
+    value = text.lower()
+    if value not in _BOOLEANS:
+        reading.problem(f"{name} must be true or false")
+        return False
+    return _BOOLEANS[value]
+
+
+def parse_duration(text: str, name: str, reading: Reading) -> int | None:
+    """Seconds, or a number with s, m, h or d (e.g. 7d)."""
+    match = _DURATION.fullmatch(text.lower())
+    if not match or int(match[1]) == 0:
+        reading.problem(f"{name} must be a duration such as 3600, 12h or 7d")
+        return None
+    return _seconds(match)
+
+
+def parse_redis_url(text: str, name: str, reading: Reading) -> str | None:
+    if text and not text.startswith(("redis://", "rediss://")):
+        reading.problem(f"{name} must start with redis:// or rediss:// (TLS)")
+    return text or None
+
+
+def parse_state_path(text: str, name: str, reading: Reading) -> str:
+    """A file in a folder that exists (a missing folder is a typo, not an outage), or
+    :memory:. Whether it can be written is the store's to find out: that can change."""
+    if text == ":memory:":
+        return text
+    if os.path.isdir(text):
+        reading.problem(f"{name} must name a file, not a folder")
+    elif not os.path.isdir(os.path.dirname(os.path.abspath(text))):
+        reading.problem(f"{name}: the folder of {text} does not exist")
+    return text
+
+
+def parse_host(text: str, name: str, reading: Reading) -> str:
+    """An IP address (IPv4 or IPv6), or a host name the machine resolves, e.g. localhost."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(text):
+            reading.problem(f"{name} must be an IP address or a host name")
+    return text
+
+
+@dataclass(frozen=True)
+class Workers:
+    """gunicorn's worker processes. Without shared state, rate limits and records live in one
+    process: one worker, and more are refused. With it, all workers share them: one per CPU
+    by default (each waits on Vonage in greenlets)."""
+
+    shared_state: str  # the variable that gives the workers shared state, declared before
+
+    def __call__(self, text: str, name: str, reading: Reading) -> int | None:
+        shared = reading.values[self.shared_state]
+        if not text:
+            return (os.cpu_count() or 1) if shared else 1
+        if not _is_number(text) or int(text) < 1:
+            reading.problem(f"{name} must be a whole number of workers, at least 1")
+            return None
+        if int(text) > 1 and not shared:
+            reading.problem(
+                f"{name}={text} needs {self.shared_state}: without shared state each worker "
+                "would count rate limits and keep records on its own"
+            )
+            return None
+        return int(text)
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # "²".isdigit() too, and int("²") fails
+
+
+# --- the declaration -------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Settings:
-    vonage_application_id: str
-    vonage_private_key: RSAPrivateKey = field(repr=False)
-    vonage_number: str
-    api_keys: Mapping[str, str] = field(repr=False)  # name -> secret
-    opt_out_override_keys: frozenset[str] = frozenset()  # key names that may lift a STOP
-    vonage_api_host: str = "api.nexmo.com"
-    vonage_timeout_s: int = 10
-    vonage_max_retries: int = 2
-    vonage_max_in_flight: int = 256  # per process: the bulkhead and the connection pool
-    busy_wait_ms: int = 250  # a send waits this long for a free slot, then 503 service-busy
-    rate_limit: str = "60 per minute"
-    recipient_rate_limit: str = "5 per minute"
-    auth_failure_limit: str = "10 per minute"
-    allowed_senders: tuple[str, ...] = ()
-    default_region: str | None = None
-    max_segments: int = 6
-    trusted_proxies: int = 0
-    log_level: str = "INFO"
-    signature_secrets: tuple[str, ...] = field(default=(), repr=False)
-    webhook_allow_unsigned: bool = False
-    webhook_max_age_s: int = 300
-    message_retention_s: int = 7 * 24 * 3600
-    max_messages: int = 100_000
-    redis_url: str | None = field(default=None, repr=False)  # may hold a password
-    state_path: str = DEFAULT_STATE_PATH  # SQLite file without REDIS_URL; ":memory:" for none
-    idempotency_ttl_s: int = 24 * 3600
-    idempotency_max_mb: int = 64  # without Redis; the count is bounded by max_messages
-    metrics_token: str | None = field(default=None, repr=False)
+    """Every variable the service reads once started, one field each, in the documents' order."""
+
+    vonage_application_id: str = variable(
+        "VONAGE_APPLICATION_ID",
+        parse_uuid,
+        "the Vonage application's id (a UUID)",
+        required=True,
+    )
+    vonage_private_key_path: str | None = variable(
+        "VONAGE_APPLICATION_PRIVATE_KEY_PATH",
+        parse_text,
+        "path to the application's private key (PEM, PKCS#8 or PKCS#1)",
+        shown_default="one of these two",
+    )
+    vonage_private_key: RSAPrivateKey = variable(  # noqa: RUF009 - a Field, as field() returns
+        "VONAGE_PRIVATE_KEY",
+        PrivateKey(path="VONAGE_APPLICATION_PRIVATE_KEY_PATH"),
+        "the PEM text itself; literal `\\n` escapes are accepted",
+        shown_default="one of these two",
+        secret=True,
+    )
+    vonage_number: str = variable(
+        "VONAGE_NUMBER",
+        parse_sender,
+        "default sender: an E.164 number or an alphanumeric sender ID (1–11 characters)",
+        required=True,
+    )
+    api_keys: Mapping[str, str] = variable(  # name -> secret
+        "API_KEYS",
+        parse_api_keys,
+        "comma-separated `name:secret` pairs; unique names; secrets of at least "
+        f"{MIN_SECRET_LENGTH} characters. The name identifies the caller in logs and limits; "
+        "the secret appears nowhere. A malformed entry is named by its position, never quoted",
+        required=True,
+        secret=True,
+    )
+    opt_out_override_keys: frozenset[str] = variable(
+        "OPT_OUT_OVERRIDE_KEYS",
+        KeyNames(keys="API_KEYS"),
+        "comma-separated names of `API_KEYS` entries that may lift an opt-out the recipient "
+        "made by SMS (`DELETE /opt-outs/…`); other keys get `409 opted-out-by-recipient`",
+    )
+    vonage_api_host: str = variable(
+        "VONAGE_API_HOST",
+        Matching(_HOST, "host[:port]"),
+        "Vonage's API host, `host[:port]`",
+        default="api.nexmo.com",
+    )
+    vonage_timeout_s: int = variable(
+        "VONAGE_TIMEOUT",
+        Integer(1, 120),
+        "seconds to wait for Vonage's answer ({bounds})",
+        default="10",
+    )
+    vonage_max_retries: int = variable(
+        "VONAGE_MAX_RETRIES",
+        Integer(0, 5),
+        "retries when Vonage certainly did not accept the SMS ({bounds})",
+        default="2",
+    )
+    vonage_max_in_flight: int = variable(  # per process: the bulkhead and the connection pool
+        "VONAGE_MAX_IN_FLIGHT",
+        Integer(1, 10_000),
+        "sends in progress at once per worker process: the bulkhead, and the size of the "
+        "connection pool to Vonage ({bounds})",
+        default="256",
+    )
+    busy_wait_ms: int = variable(  # a send waits this long for a free slot, then 503 service-busy
+        "BUSY_WAIT_MS",
+        Integer(0, 5_000),
+        "how long a send waits for one of those slots before it is refused `503 service-busy` "
+        "with `Retry-After` ({bounds})",
+        default="250",
+    )
+    rate_limit: str = variable(
+        "RATE_LIMIT",
+        parse_rate_limit,
+        "per API key, flask-limiter syntax, `;` for several (`10 per second;300 per hour`)",
+        default="60 per minute",
+    )
+    recipient_rate_limit: str = variable(
+        "RECIPIENT_RATE_LIMIT",
+        parse_rate_limit,
+        "per destination number across all keys, against SMS pumping (toll fraud)",
+        default="5 per minute",
+    )
+    auth_failure_limit: str = variable(
+        "AUTH_FAILURE_LIMIT",
+        parse_rate_limit,
+        "failed credentials (API keys, the metrics token, webhook signatures) allowed per "
+        "client IP; past it the IP is refused (429) whatever it sends next, except a "
+        "credential that succeeded from it in the last 24 h",
+        default="10 per minute",
+    )
+    allowed_senders: tuple[str, ...] = variable(
+        "ALLOWED_SENDERS",
+        parse_senders,
+        "extra `from` values callers may ask for, comma-separated",
+    )
+    default_region: str | None = variable(
+        "DEFAULT_REGION",
+        parse_region,
+        "ISO country (e.g. `GB`): national-format numbers are then accepted and normalised; "
+        "otherwise `to` must start with `+`",
+    )
+    max_segments: int = variable(
+        "MAX_SEGMENTS",
+        Integer(1, 15),
+        "longest text accepted, in SMS segments ({bounds}); longer texts are refused before "
+        "any call to Vonage",
+        default="6",
+    )
+    signature_secrets: tuple[str, ...] = variable(
+        "VONAGE_SIGNATURE_SECRET",
+        parse_secrets,
+        "Vonage's signature secret for webhooks; several comma-separated while rotating. "
+        "Without it the webhook routes answer 503",
+        secret=True,
+    )
+    webhook_allow_unsigned: bool = variable(
+        "WEBHOOK_ALLOW_UNSIGNED",
+        parse_boolean,
+        "accept unsigned webhooks (development only; a warning at start-up)",
+        default="false",
+    )
+    webhook_max_age_s: int = variable(
+        "WEBHOOK_MAX_AGE",
+        Integer(10, 86400),
+        "oldest webhook token accepted, in seconds (tokens up to 60 s in the future are "
+        "accepted too)",
+        default="300",
+    )
+    message_retention_s: int = variable(
+        "MESSAGE_RETENTION",
+        parse_duration,
+        "how long message records are kept: seconds, or a number with `s`, `m`, `h`, `d`",
+        default="7d",
+    )
+    max_messages: int = variable(
+        "MAX_MESSAGES",
+        Integer(1, 10_000_000),
+        "most message records kept, and without Redis most `Idempotency-Key` answers; "
+        "the oldest go first",
+        default="100000",
+    )
+    trusted_proxies: int = variable(
+        "TRUSTED_PROXIES",
+        Integer(0, 10),
+        "reverse proxies in front of the service; their `X-Forwarded-For` is believed, "
+        "nobody else's, and only when it holds an IP address",
+        default="0",
+    )
+    log_level: str = variable("LOG_LEVEL", Choice(LOG_LEVELS), "{bounds}", default="INFO")
+    metrics_token: str | None = variable(
+        "METRICS_TOKEN",
+        Token(min_length=16),
+        "when set, `GET /metrics` asks for `Authorization: Bearer <token>` ({bounds})",
+        secret=True,
+    )
+    redis_url: str | None = variable(  # may hold a password
+        "REDIS_URL",
+        parse_redis_url,
+        "Redis (`redis://…`, or `rediss://…` for TLS) shared by all workers and instances: "
+        "rate limits, message records, opt-outs, idempotency keys. Unset: the `STATE_PATH` file",
+        secret=True,
+    )
+    state_path: str = variable(  # SQLite file without REDIS_URL; ":memory:" for none
+        "STATE_PATH",
+        parse_state_path,
+        "without `REDIS_URL`, the SQLite file keeping message records, opt-outs and idempotency "
+        "keys across restarts; its folder must exist. `:memory:` keeps them in process memory, "
+        "lost on restart (a warning at start-up). See [What survives a restart]"
+        "(#what-survives-a-restart)",
+        default=DEFAULT_STATE_PATH,
+        shown_default="`sms-state.db` (Docker: `/var/lib/sms-service/sms-state.db`)",
+    )
+    idempotency_ttl_s: int = variable(
+        "IDEMPOTENCY_TTL",
+        parse_duration,
+        "how long an `Idempotency-Key`'s answer is kept",
+        default="24h",
+    )
+    idempotency_max_mb: int = variable(  # without Redis; the count is bounded by max_messages
+        "IDEMPOTENCY_MAX_MB",
+        Integer(1, 65_536),
+        "most megabytes of `Idempotency-Key` answers kept without Redis (about; {bounds}); "
+        "the oldest go first",
+        default="64",
+    )
+    host: str = variable(
+        "HOST",
+        parse_host,
+        "address gunicorn listens on: `0.0.0.0` every IPv4 interface, `127.0.0.1` this "
+        "machine only, `::` every interface",
+        default="0.0.0.0",  # noqa: S104 - a server's listening address, as before
+    )
+    port: int = variable("PORT", Integer(1, 65535), "port gunicorn listens on", default="8000")
+    workers: int = variable(
+        "WEB_CONCURRENCY",
+        Workers(shared_state="REDIS_URL"),
+        "gunicorn workers; more than 1 without `REDIS_URL` is refused",
+        shown_default="1, or one per CPU with `REDIS_URL`",
+    )
 
     @property
     def request_deadline_s(self) -> int:
@@ -81,55 +632,59 @@ class Settings:
         """Every `from` a caller may use; the first is the default."""
         return (self.vonage_number, *self.allowed_senders)
 
+    @property
+    def bind(self) -> str:
+        """gunicorn's `bind`: host:port, an IPv6 address in brackets."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """Read and check every variable; raise one ConfigError naming all problems."""
-        reader = _Reader(environ)
-        api_keys = reader.api_keys("API_KEYS")
-        values = dict(
-            vonage_application_id=reader.application_id("VONAGE_APPLICATION_ID"),
-            vonage_private_key=reader.private_key(),
-            vonage_number=reader.sender("VONAGE_NUMBER"),
-            api_keys=api_keys,
-            opt_out_override_keys=reader.key_names("OPT_OUT_OVERRIDE_KEYS", api_keys),
-            vonage_api_host=reader.matching(
-                "VONAGE_API_HOST", _HOST, "api.nexmo.com", "host[:port]"
-            ),
-            vonage_timeout_s=reader.integer("VONAGE_TIMEOUT", 10, 1, 120),
-            vonage_max_retries=reader.integer("VONAGE_MAX_RETRIES", 2, 0, 5),
-            vonage_max_in_flight=reader.integer("VONAGE_MAX_IN_FLIGHT", 256, 1, 10_000),
-            busy_wait_ms=reader.integer("BUSY_WAIT_MS", 250, 0, 5_000),
-            rate_limit=reader.rate_limit("RATE_LIMIT", "60 per minute"),
-            recipient_rate_limit=reader.rate_limit("RECIPIENT_RATE_LIMIT", "5 per minute"),
-            auth_failure_limit=reader.rate_limit("AUTH_FAILURE_LIMIT", "10 per minute"),
-            allowed_senders=reader.senders("ALLOWED_SENDERS"),
-            default_region=reader.region("DEFAULT_REGION"),
-            max_segments=reader.integer("MAX_SEGMENTS", 6, 1, 15),
-            trusted_proxies=reader.integer("TRUSTED_PROXIES", 0, 0, 10),
-            log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
-            signature_secrets=reader.secrets("VONAGE_SIGNATURE_SECRET"),
-            webhook_allow_unsigned=reader.boolean("WEBHOOK_ALLOW_UNSIGNED", False),
-            webhook_max_age_s=reader.integer("WEBHOOK_MAX_AGE", 300, 10, 86400),
-            message_retention_s=reader.duration("MESSAGE_RETENTION", "7d"),
-            max_messages=reader.integer("MAX_MESSAGES", 100_000, 1, 10_000_000),
-            redis_url=reader.redis_url("REDIS_URL"),
-            state_path=reader.state_path("STATE_PATH"),
-            idempotency_ttl_s=reader.duration("IDEMPOTENCY_TTL", "24h"),
-            idempotency_max_mb=reader.integer("IDEMPOTENCY_MAX_MB", 64, 1, 65_536),
-            metrics_token=reader.optional_secret("METRICS_TOKEN"),
-        )
-        reader.integer(
-            "PORT", 8000, 1, 65535
-        )  # used by gunicorn.conf.py; checked here with the rest
-        if reader.problems:
-            raise ConfigError("invalid configuration: " + "; ".join(reader.problems))
+        reading = Reading(environ)
+        values = {each.name: declaration(each).read(reading) for each in fields(cls)}
+        if reading.problems:
+            raise ConfigError("invalid configuration: " + "; ".join(reading.problems))
         return cls(**values)
+
+
+def declaration(settings_field: Any) -> Variable:
+    """The Variable a field of Settings is read from."""
+    return settings_field.metadata["variable"]
+
+
+_ENV_FILE = Variable(
+    "ENV_FILE",
+    None,
+    "the file of variables to read, in the working directory; empty reads none",
+    default=".env",
+)
+# Read before the settings can be, by gunicorn.conf.py and env_file(): declared here for the
+# documents. gevent must patch the standard library before anything imports ssl, so
+# GUNICORN_CMD_ARGS (which may choose another worker) is read before this module is imported;
+# prometheus_client reads its folder on import; ENV_FILE says where the other variables are.
+EARLY = (
+    Variable(
+        "GUNICORN_CMD_ARGS",
+        None,
+        "gunicorn's own options; a `--worker-class` there replaces the gevent worker "
+        "(for benchmarks)",
+    ),
+    Variable(
+        "PROMETHEUS_MULTIPROC_DIR",
+        None,
+        "where gunicorn workers share metric samples (cleaned at start)",
+        shown_default="a temporary folder",
+    ),
+    _ENV_FILE,
+)
+# Every variable the service reads, in the order of docs/operations.md's table.
+VARIABLES = (*(declaration(each) for each in fields(Settings)), *EARLY)
 
 
 def env_file() -> str | None:
     """The file of variables to read: ENV_FILE, default `.env` in the working directory;
     an empty ENV_FILE reads none."""
-    path = os.environ.get("ENV_FILE", ".env")
+    path = os.environ.get(_ENV_FILE.name, _ENV_FILE.default)
     return path if path and os.path.isfile(path) else None
 
 
@@ -138,214 +693,6 @@ def read_environment() -> dict[str, str]:
     path = env_file()
     file_values = dotenv_values(path) if path else {}
     return {**{k: v for k, v in file_values.items() if v is not None}, **os.environ}
-
-
-class _Reader:
-    """Read variables one by one, collecting problems instead of stopping at the first."""
-
-    def __init__(self, environ: Mapping[str, str]):
-        self.environ = environ
-        self.problems: list[str] = []
-
-    def _get(self, name: str) -> str:
-        return self.environ.get(name, "").strip()
-
-    def _required(self, name: str) -> str | None:
-        value = self._get(name)
-        if not value:
-            self.problems.append(f"{name} is not set")
-            return None
-        return value
-
-    def application_id(self, name: str) -> str:
-        value = self._required(name)
-        if value is None:
-            return ""
-        try:
-            uuid.UUID(value)
-        except ValueError:
-            self.problems.append(f"{name} must be the application's UUID")
-        if value in PLACEHOLDERS:
-            self.problems.append(f"{name} is the placeholder of .env.example")
-        return value
-
-    def private_key(self) -> RSAPrivateKey | None:
-        path = self._get("VONAGE_APPLICATION_PRIVATE_KEY_PATH")
-        text = self._get("VONAGE_PRIVATE_KEY")
-        if bool(path) == bool(text):
-            self.problems.append(
-                "set exactly one of VONAGE_APPLICATION_PRIVATE_KEY_PATH and VONAGE_PRIVATE_KEY"
-            )
-            return None
-        if path:
-            try:
-                with open(path, "rb") as key_file:
-                    pem = key_file.read()
-            except OSError as exc:
-                self.problems.append(
-                    f"VONAGE_APPLICATION_PRIVATE_KEY_PATH cannot be read ({exc.strerror})"
-                )
-                return None
-            return self._load_key("VONAGE_APPLICATION_PRIVATE_KEY_PATH", pem)
-        # Container platforms often store a PEM on one line with literal \n escapes.
-        return self._load_key("VONAGE_PRIVATE_KEY", text.replace("\\n", "\n").encode())
-
-    def _load_key(self, name: str, pem: bytes) -> RSAPrivateKey | None:
-        try:
-            key = serialization.load_pem_private_key(pem, password=None)  # PKCS#8 or PKCS#1
-        except TypeError:
-            self.problems.append(f"{name}: the private key must not be password-protected")
-            return None
-        except ValueError:
-            self.problems.append(f"{name} is not a PEM private key (PKCS#8 or PKCS#1)")
-            return None
-        if not isinstance(key, RSAPrivateKey):
-            self.problems.append(f"{name} must be an RSA private key, as Vonage issues")
-            return None
-        return key
-
-    def sender(self, name: str) -> str:
-        value = self._required(name)
-        if value is not None and not is_sender(value):
-            self.problems.append(
-                f"{name} must be an E.164 number or an alphanumeric sender ID of 1-11 characters"
-            )
-        return value or ""
-
-    def senders(self, name: str) -> tuple[str, ...]:
-        values = tuple(v.strip() for v in self._get(name).split(",") if v.strip())
-        bad = [v for v in values if not is_sender(v)]
-        if bad:
-            self.problems.append(
-                f"{name}: {len(bad)} value(s) are neither E.164 numbers nor alphanumeric sender IDs"
-            )
-        return values
-
-    def api_keys(self, name: str) -> dict[str, str]:
-        """`name:secret` pairs. A problem names the entry by its position only: a malformed
-        entry may be a bare secret, or a secret and a name swapped, so none of its text is
-        ever repeated."""
-        value = self._required(name)
-        if value is None:
-            return {}
-        keys: dict[str, str] = {}
-        positions: dict[str, int] = {}  # secret -> position of the entry that holds it
-        for position, pair in enumerate(value.split(","), start=1):
-            key_name, colon, secret = (part.strip() for part in pair.partition(":"))
-            where = f"{name} entry {position}"
-            if not colon:
-                self.problems.append(f"{where} is not a name:secret pair")
-            elif not _KEY_NAME.fullmatch(key_name):
-                self.problems.append(f"{where} needs a name of letters, digits, '_', '.' or '-'")
-            elif key_name in keys:
-                first = positions[keys[key_name]]
-                self.problems.append(f"{where} has the same name as entry {first}")
-            elif len(secret) < MIN_SECRET_LENGTH:
-                self.problems.append(
-                    f"{where}: the secret must be at least {MIN_SECRET_LENGTH} characters"
-                )
-            elif secret in PLACEHOLDERS:
-                self.problems.append(f"{where} holds a placeholder secret of .env.example")
-            elif secret in positions:
-                self.problems.append(f"{where} reuses the secret of entry {positions[secret]}")
-            else:
-                keys[key_name] = secret
-                positions[secret] = position
-        return keys
-
-    def key_names(self, name: str, api_keys: Mapping[str, str]) -> frozenset[str]:
-        """Comma-separated names of API_KEYS entries (the unknown ones are counted, not
-        printed: a secret pasted here by mistake must not reach the log)."""
-        names = frozenset(n.strip() for n in self._get(name).split(",") if n.strip())
-        unknown = [n for n in names if n not in api_keys]
-        if unknown:
-            self.problems.append(f"{name}: {len(unknown)} name(s) are not key names in API_KEYS")
-        return names - set(unknown)
-
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        value = self._get(name)
-        if not value:
-            return default
-        if not value.isdigit() or not low <= int(value) <= high:
-            self.problems.append(f"{name} must be a whole number from {low} to {high}")
-            return default
-        return int(value)
-
-    def matching(self, name: str, pattern: re.Pattern, default: str, shape: str) -> str:
-        value = self._get(name) or default
-        if not pattern.fullmatch(value):
-            self.problems.append(f"{name} must look like {shape}")
-        return value
-
-    def rate_limit(self, name: str, default: str) -> str:
-        value = self._get(name) or default
-        try:
-            parse_many(value)
-        except ValueError:
-            self.problems.append(f"{name} must be in flask-limiter syntax, e.g. '60 per minute'")
-        return value
-
-    def region(self, name: str) -> str | None:
-        value = self._get(name).upper()
-        if value and value not in phonenumbers.SUPPORTED_REGIONS:
-            self.problems.append(f"{name} must be an ISO 3166 country code such as GB or US")
-        return value or None
-
-    def secrets(self, name: str) -> tuple[str, ...]:
-        """Several comma-separated secrets, so a new one can be added before the old goes."""
-        values = tuple(s.strip() for s in self._get(name).split(",") if s.strip())
-        for position, value in enumerate(values, start=1):
-            if value in PLACEHOLDERS:
-                self.problems.append(f"{name} entry {position} is a placeholder of .env.example")
-        return values
-
-    def optional_secret(self, name: str) -> str | None:
-        value = self._get(name)
-        if value and len(value) < 16:
-            self.problems.append(f"{name} must be at least 16 characters")
-        return value or None
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self._get(name).lower()
-        if not value:
-            return default
-        if value not in _BOOLEANS:
-            self.problems.append(f"{name} must be true or false")
-            return default
-        return _BOOLEANS[value]
-
-    def duration(self, name: str, default: str) -> int:
-        """Seconds, or a number with s, m, h or d (e.g. 7d)."""
-        value = (self._get(name) or default).lower()
-        match = _DURATION.fullmatch(value)
-        if not match or int(match[1]) == 0:
-            self.problems.append(f"{name} must be a duration such as 3600, 12h or 7d")
-            return _seconds(_DURATION.fullmatch(default))
-        return _seconds(match)
-
-    def redis_url(self, name: str) -> str | None:
-        value = self._get(name)
-        if value and not value.startswith(("redis://", "rediss://")):
-            self.problems.append(f"{name} must start with redis:// or rediss:// (TLS)")
-        return value or None
-
-    def state_path(self, name: str) -> str:
-        """A file in a folder that exists (a missing folder is a typo, not an outage), or
-        :memory:. Whether it can be written is the store's to find out: that can change."""
-        value = self._get(name) or DEFAULT_STATE_PATH
-        if value == ":memory:":
-            return value
-        if os.path.isdir(value):
-            self.problems.append(f"{name} must name a file, not a folder")
-        elif not os.path.isdir(os.path.dirname(os.path.abspath(value))):
-            self.problems.append(f"{name}: the folder of {value} does not exist")
-        return value
-
-    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
-        value = self._get(name).upper() or default
-        if value not in choices:
-            self.problems.append(f"{name} must be one of {', '.join(choices)}")
-        return value
 
 
 def _seconds(match: re.Match) -> int:

@@ -1,8 +1,10 @@
-"""The documents say what is true and point where they say: every variable the service reads is
-in .env.example and in the configuration table of docs/operations.md, every link, `make` target
+"""The documents say what is true and point where they say: every variable declared in
+app/settings.py, and no other, is in .env.example and in the configuration table of
+docs/operations.md with its default (and in the table with its help), every link, `make` target
 and `python -m` command of README.md and docs/ resolves, and the README keeps a newcomer's
 outline with no project history."""
 
+import ast
 import json
 import re
 import shutil
@@ -10,6 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from app.settings import LOG_LEVELS, VARIABLES, Variable
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -71,12 +75,40 @@ def makefile_targets() -> dict[str, str]:
     return {name: rest.partition("## ")[2].strip() for name, rest in rules}
 
 
-def variables_read() -> set[str]:
-    sources = [ROOT / "app" / "settings.py", ROOT / "gunicorn.conf.py"]
-    found = set()
-    for source in sources:
-        found |= set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', source.read_text()))
-    return found - {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+def names_in_code(source: Path) -> set[str]:
+    """Every string constant of a module that is a whole variable-like name (docstrings and
+    messages are not): the variables it reads, and a few words such as DEBUG."""
+    return {
+        node.value
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.fullmatch(r"[A-Z][A-Z0-9_]{2,}", node.value)
+    }
+
+
+def declared() -> dict[str, Variable]:
+    return {variable.name: variable for variable in VARIABLES}
+
+
+def env_example() -> dict[str, tuple[str, list[str]]]:
+    """Each variable of .env.example: the comment lines above its lines, joined, and the
+    values of its lines that are not commented out."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    block: list[str] = []
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        assignment = re.fullmatch(r"(# ?)?([A-Z][A-Z0-9_]*)=(.*)", line)
+        if assignment:
+            comment, values = found.get(assignment[2], ("", []))
+            comment += " ".join(block)
+            values += [] if assignment[1] else [assignment[3]]
+            found[assignment[2]] = (comment, values)
+            block = []
+        elif line.startswith("# ") and not line.startswith("# ---"):
+            block.append(line[2:])
+        else:
+            block = []
+    return found
 
 
 def section(path: Path, heading: str) -> str:
@@ -95,22 +127,52 @@ def test_the_settings_read_the_variables_we_expect():
         "VONAGE_APPLICATION_ID",
         "API_KEYS",
         "RATE_LIMIT",
+        "HOST",
         "PORT",
+        "WEB_CONCURRENCY",
         "VONAGE_MAX_IN_FLIGHT",
         "BUSY_WAIT_MS",
-    } <= variables_read()
+    } <= set(declared())
 
 
-def test_every_variable_is_in_env_example():
-    text = (ROOT / ".env.example").read_text()
-    assert sorted(name for name in variables_read() if name not in text) == []
+def test_every_variable_the_code_names_is_declared():
+    """app/settings.py and gunicorn.conf.py name no variable outside the declaration."""
+    named = names_in_code(ROOT / "app" / "settings.py") | names_in_code(ROOT / "gunicorn.conf.py")
+    assert sorted(named - set(declared()) - set(LOG_LEVELS)) == []
 
 
-def test_the_configuration_table_has_a_row_for_each_variable_and_no_other():
+def test_env_example_has_each_declared_variable_with_its_default_and_no_other():
+    """Each variable's comment says Required, or `Default: <the declared default>`, or the
+    declared words for a default that is no fixed text; a line that sets it sets the default
+    (required ones and those with such words hold examples)."""
+    example = env_example()
+    assert sorted(example) == sorted(declared())
+    wrong = []
+    for name, variable in declared().items():
+        comment, values = example[name]
+        if variable.required:
+            expected = "Required"
+        elif variable.shown_default:
+            expected = variable.shown_default.replace("`", "")
+        else:
+            expected = f"Default: {variable.documented_default.replace('`', '')}"
+        stated = re.search(rf"{re.escape(expected)}(?![\w-])", comment, re.IGNORECASE)
+        fixed = not (variable.required or variable.shown_default)
+        if not stated or (fixed and any(value != variable.default for value in values)):
+            wrong.append((name, expected, comment, values))
+    assert wrong == []
+
+
+def test_the_configuration_table_is_the_declaration_row_by_row():
+    """docs/operations.md's table: one row per declared variable, in the declaration's order,
+    with its default and help (a new variable's row is in the diff below)."""
     table = section(ROOT / "docs" / "operations.md", "Configuration")
-    rows = re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", table, re.MULTILINE)
-    assert len(rows) == len(set(rows))
-    assert set(rows) == variables_read()
+    rows = re.findall(r"^\| `[A-Z][A-Z0-9_]+` \|.*$", table, re.MULTILINE)
+    expected = [
+        f"| `{variable.name}` | {variable.documented_default} | {variable.description} |"
+        for variable in VARIABLES
+    ]
+    assert rows == expected
 
 
 def test_env_example_is_a_valid_configuration_shape():

@@ -1,5 +1,5 @@
 """gunicorn.conf.py: the gevent worker, patched before ssl; one worker without Redis (more
-is refused), one per CPU with it.
+is refused), one per CPU with it; a bad environment stops real gunicorn with one line.
 
 The file is loaded in a child process: it monkey-patches the standard library, which must
 not happen to the test process.
@@ -101,7 +101,7 @@ def test_a_bad_environment_stops_the_boot(environment):
 
 @pytest.mark.parametrize(
     "change",
-    [{"API_KEYS": ""}, {"WEB_CONCURRENCY": "2"}],  # the settings, then the workers, refused
+    [{"API_KEYS": ""}, {"WEB_CONCURRENCY": "2"}],  # a variable of the app, then of the server
 )
 def test_a_refused_start_leaves_no_metrics_folder(environment, tmp_path, change):
     """The folder made for this run's metrics goes when the configuration stops the boot."""
@@ -111,3 +111,43 @@ def test_a_refused_start_leaves_no_metrics_folder(environment, tmp_path, change)
     with pytest.raises(AssertionError, match="ConfigError"):
         load({**environment, **change, "TMPDIR": str(temporary)})
     assert list(temporary.iterdir()) == []
+
+
+def test_host_and_port_make_the_bind(environment):
+    conf = load({**environment, "HOST": "::", "PORT": "9000"})
+    assert conf["bind"] == "[::]:9000"
+
+
+def gunicorn() -> list[str]:
+    """`gunicorn`, as `make run` starts it: the script beside this Python."""
+    script = Path(sys.executable).with_name("gunicorn")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gunicorn"]
+
+
+def test_gunicorn_with_a_bad_env_file_says_one_line_naming_every_problem(environment, tmp_path):
+    """`make run` with a bad .env: real gunicorn stops with one line naming every problem, the
+    server's own variables among them, and no "Failed to read config file" nor traceback."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("VONAGE_NUMBER=+12\nHOST=not a host\nPORT=99999\nWEB_CONCURRENCY=3\n")
+    environment = {k: v for k, v in environment.items() if k not in ("API_KEYS", "VONAGE_NUMBER")}
+    child = subprocess.run(
+        [*gunicorn(), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env={**environment, "ENV_FILE": str(env_file)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 1
+    assert "Traceback" not in child.stderr + child.stdout
+    assert child.stdout == ""
+    [line] = child.stderr.splitlines()
+    assert line.startswith("ConfigError: invalid configuration: ")
+    for problem in (
+        "API_KEYS is not set",
+        "VONAGE_NUMBER must be an E.164 number",
+        "HOST must be an IP address or a host name",
+        "PORT must be a whole number from 1 to 65535",
+        "WEB_CONCURRENCY=3 needs REDIS_URL",
+    ):
+        assert problem in line

@@ -1,12 +1,14 @@
 """Configuration is checked at start-up and every problem is named in one error."""
 
+import os
 import re
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from app.settings import PLACEHOLDERS, ConfigError, Settings
+from app.settings import PLACEHOLDERS, VARIABLES, ConfigError, Settings, declaration
 from tests.conftest import APPLICATION_ID, SECRET_A, generate_private_key_pem
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,3 +232,63 @@ def test_env_example_copied_unchanged_is_refused_naming_each_placeholder(test_en
     ):
         assert where in message
     assert not any(placeholder in message for placeholder in PLACEHOLDERS)
+
+
+# --- one declaration --------------------------------------------------------------------------
+
+
+def test_each_field_is_read_from_one_declared_variable_and_has_no_default_of_its_own():
+    """The declaration is the only place a name, default, parser or help is written."""
+    names = [declaration(each).name for each in fields(Settings)]
+    assert len(names) == len(set(names)) == len(fields(Settings))
+    assert [each.name for each in fields(Settings) if each.default is not MISSING] == []
+    assert len({variable.name for variable in VARIABLES}) == len(VARIABLES)
+
+
+def test_the_servers_variables_default_to_one_worker_on_every_interface(base_settings):
+    assert base_settings.bind == "0.0.0.0:8000"  # what gunicorn.conf.py always gave gunicorn
+    assert (base_settings.port, base_settings.workers) == (8000, 1)
+
+
+def test_with_redis_the_workers_default_to_one_per_cpu(test_env):
+    settings = Settings.from_environ({**test_env, "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert settings.workers == (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize(
+    ("host", "bind"),
+    [("127.0.0.1", "127.0.0.1:9000"), ("localhost", "localhost:9000"), ("::", "[::]:9000")],
+)
+def test_host_and_port_make_gunicorns_bind(test_env, host, bind):
+    settings = Settings.from_environ({**test_env, "HOST": host, "PORT": "9000"})
+    assert settings.bind == bind
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("HOST", "0.0.0.0:8000", "HOST must be an IP address or a host name"),
+        ("HOST", "my host", "HOST must be an IP address or a host name"),
+        ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY must be a whole number of workers, at least 1"),
+        ("WEB_CONCURRENCY", "two", "WEB_CONCURRENCY must be a whole number of workers"),
+        ("WEB_CONCURRENCY", "3", "WEB_CONCURRENCY=3 needs REDIS_URL: without shared state"),
+        ("VONAGE_TIMEOUT", "²", "VONAGE_TIMEOUT must be a whole number from 1 to 120"),
+        ("PORT", "٨٠", "PORT must be a whole number from 1 to 65535"),
+    ],
+)
+def test_the_servers_variables_are_checked_with_the_rest(test_env, name, value, problem):
+    """The variables gunicorn.conf.py uses are refused by the same reading, in the same error
+    (a digit of another script is refused too, not a crash)."""
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        Settings.from_environ({**test_env, name: value})
+
+
+def test_one_error_names_the_servers_problems_and_the_others():
+    environ = {"HOST": "a b", "PORT": "0", "WEB_CONCURRENCY": "2", "VONAGE_TIMEOUT": "x"}
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_environ(environ)
+
+    message = str(raised.value)
+    assert message.startswith("invalid configuration: ")
+    for name in ("API_KEYS", "VONAGE_TIMEOUT", "HOST", "PORT", "WEB_CONCURRENCY=2"):
+        assert name in message

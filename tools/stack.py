@@ -192,13 +192,15 @@ def start_service(
     return process
 
 
-# Variables of the service that must come from the stack, never from the calling shell.
+# Variables of the service that must come from the stack, never from the calling shell (tcsh
+# exports HOST as the machine's name).
 _SERVICE_VARIABLES = {
     "REDIS_URL",
     "STATE_PATH",
     "WEB_CONCURRENCY",
     "RATE_LIMIT",
     "RECIPIENT_RATE_LIMIT",
+    "HOST",
 }
 
 
