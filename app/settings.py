@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from dotenv import dotenv_values
 from limits import parse_many
 
+from .domain.destinations import DEFAULT_NUMBER_TYPES, NUMBER_TYPES, REFUSED_BY_DEFAULT
 from .domain.phone import is_e164
 
 MIN_SECRET_LENGTH = 24
@@ -330,6 +331,26 @@ def parse_region(text: str, name: str, reading: Reading) -> str | None:
     return value or None
 
 
+def parse_countries(text: str, name: str, reading: Reading) -> frozenset[str]:
+    """Comma-separated ISO 3166 codes, in any case; empty: every country."""
+    values = {value.strip().upper() for value in text.split(",") if value.strip()}
+    bad = sorted(value for value in values if value not in phonenumbers.SUPPORTED_REGIONS)
+    if bad:
+        reading.problem(f"{name}: not ISO 3166 country codes (such as GB): {', '.join(bad)}")
+    return frozenset(values)
+
+
+def parse_number_types(text: str, name: str, reading: Reading) -> frozenset[str]:
+    """Comma-separated names of phonenumbers' number types, in any case."""
+    values = {value.strip().lower() for value in text.split(",") if value.strip()}
+    bad = sorted(value for value in values if value not in NUMBER_TYPES)
+    if bad:
+        reading.problem(f"{name}: not number types ({', '.join(NUMBER_TYPES)}): {', '.join(bad)}")
+    elif not values:
+        reading.problem(f"{name} must name at least one number type")
+    return frozenset(values)
+
+
 def parse_secrets(text: str, name: str, reading: Reading) -> tuple[str, ...]:
     """Several comma-separated secrets, so a new one can be added before the old goes."""
     values = tuple(s.strip() for s in text.split(",") if s.strip())
@@ -521,6 +542,24 @@ class Settings:
         parse_region,
         "ISO country (e.g. `GB`): national-format numbers are then accepted and normalised; "
         "otherwise `to` must start with `+`",
+    )
+    allowed_countries: frozenset[str] = variable(
+        "ALLOWED_COUNTRIES",
+        parse_countries,
+        "comma-separated ISO 3166 codes (e.g. `GB,IE`) of the countries sends may go to; "
+        "others get `422 destination-not-allowed`, as do non-geographic numbers (+800, +882). "
+        "Unset: every country. See [SMS pumping](#sms-pumping)",
+    )
+    allowed_number_types: frozenset[str] = variable(
+        "ALLOWED_NUMBER_TYPES",
+        parse_number_types,
+        "comma-separated number types sends may go to, as phonenumbers classifies them: "
+        f"{', '.join(f'`{name}`' for name in NUMBER_TYPES)}; it replaces the default set. "
+        "Others get `422 destination-not-allowed`",
+        default=", ".join(DEFAULT_NUMBER_TYPES),
+        shown_default="every type but "
+        + ", ".join(f"`{name}`" for name in REFUSED_BY_DEFAULT[:-1])
+        + f" and `{REFUSED_BY_DEFAULT[-1]}`",
     )
     max_segments: int = variable(
         "MAX_SEGMENTS",

@@ -38,6 +38,9 @@ def test_missing_variables_are_all_named_in_one_error():
         ("RECIPIENT_RATE_LIMIT", "5 per fortnight"),
         ("ALLOWED_SENDERS", "MyBrand,not a valid sender id"),
         ("DEFAULT_REGION", "XX"),
+        ("ALLOWED_COUNTRIES", "GB,XX"),
+        ("ALLOWED_NUMBER_TYPES", "mobile,landline"),
+        ("ALLOWED_NUMBER_TYPES", " , "),
         ("MAX_SEGMENTS", "0"),
         ("TRUSTED_PROXIES", "many"),
         ("LOG_LEVEL", "LOUD"),
@@ -59,6 +62,41 @@ def test_opt_out_override_keys_name_api_keys(test_env):
     with pytest.raises(ConfigError, match="OPT_OUT_OVERRIDE_KEYS") as raised:
         Settings.from_environ({**test_env, "OPT_OUT_OVERRIDE_KEYS": f"beta,{SECRET_A}"})
     assert SECRET_A not in str(raised.value)
+
+
+def test_destination_permissions_default_to_every_country_and_the_safe_types(test_env):
+    """Unset, every country is allowed, and every number type but premium-rate, shared-cost,
+    UAN, voicemail and pager; the two lists are read in any case."""
+    default = Settings.from_environ(test_env)
+    assert default.allowed_countries == frozenset()
+    assert default.allowed_number_types == {
+        "fixed-line",
+        "mobile",
+        "fixed-line-or-mobile",
+        "toll-free",
+        "voip",
+        "personal-number",
+        "unknown",
+    }
+    chosen = Settings.from_environ(
+        {**test_env, "ALLOWED_COUNTRIES": " gb,Ie ", "ALLOWED_NUMBER_TYPES": "MOBILE, pager"}
+    )
+    assert (chosen.allowed_countries, chosen.allowed_number_types) == (
+        {"GB", "IE"},
+        {"mobile", "pager"},
+    )
+
+
+def test_bad_destination_values_are_each_named_in_the_one_error(test_env):
+    """Every value that is not an ISO code or a number type is named, in one error."""
+    env = {**test_env, "ALLOWED_COUNTRIES": "GB, UK, EU", "ALLOWED_NUMBER_TYPES": "mobile, sms"}
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_environ(env)
+
+    message = str(raised.value)
+    assert "ALLOWED_COUNTRIES: not ISO 3166 country codes (such as GB): EU, UK" in message
+    assert "ALLOWED_NUMBER_TYPES: not number types (" in message
+    assert message.endswith("): sms")
 
 
 def test_secret_values_never_appear_in_the_error(test_env):

@@ -77,7 +77,7 @@ class Problem(Enum):
         "http-error", None, "HTTP error", "The HTTP request could not be read ({reason})."
     )
 
-    # The send's rules: Idempotency-Key, the opt-out list, the rate limits.
+    # The send's rules: Idempotency-Key, destinations, the opt-out list, the rate limits.
     IDEMPOTENCY_CONFLICT = _Entry(
         "idempotency-conflict",
         409,
@@ -103,6 +103,14 @@ class Problem(Enum):
         422,
         "Recipient opted out",
         "The recipient opted out of SMS on {since}; nothing was sent.",
+    )
+    # Judged before the Idempotency-Key is taken (app/web/send_gate.py), so never kept under
+    # it; a retry meets the same refusal while the settings stay, as it would a kept 400.
+    DESTINATION_NOT_ALLOWED = _Entry(
+        "destination-not-allowed",
+        422,
+        "Destination not allowed",
+        "Sending to {destination} is not allowed by this service; nothing was sent.",
     )
     RATE_LIMITED = _Entry(
         "rate-limited",

@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .destinations import Destination, destination_of
 from .phone import EXAMPLE, InvalidNumber, e164, parse_number, without_plus
 from .sms_encoding import Encoded, encode, non_gsm7_characters, smart_encode
 
@@ -63,10 +64,10 @@ class SmsRequest:
     to: str  # E.164 with the leading +
     sender: str
     encoded: Encoded
+    destination: Destination = field(compare=False)  # country and type, judged at the gate
     client_ref: str | None = None
     ttl: int | None = None
     encoding_type: str | None = None  # passed to Vonage as sms.encoding_type
-    country_code: int = field(default=0, compare=False)
 
     def summary(self) -> dict[str, object]:
         """Describe the SMS for the caller, without the text."""
@@ -105,10 +106,10 @@ def parse_send_sms(body: object, settings: SendRules) -> SmsRequest:
         to=e164(number),
         sender=sender,
         encoded=encoded,
+        destination=destination_of(number),
         client_ref=client_ref,
         ttl=ttl,
         encoding_type=encoding_type,
-        country_code=number.country_code,
     )
 
 

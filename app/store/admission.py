@@ -1,12 +1,12 @@
 """Admission of one POST /send-sms: every check that needs the shared state, in one step.
 
-The API promises an order of refusals: the failed-key brake, a wrong key, an
-Idempotency-Key already taken, the key's limit, the body, the opt-out list, the
-recipient's limit. Comparing the key and validating the body are CPU work; the other
-checks read or count shared state. So the caller works out a Ticket first (who asks,
-and how far the storage checks must go before a refusal Python already knows about),
-then one `admit` runs the storage checks in that order and returns a Verdict: the
-first gate that refused, or none.
+The API promises an order of refusals: the failed-key brake, a wrong key, a destination
+not allowed (known in Python: its ticket stops after the key), an Idempotency-Key already
+taken, the key's limit, the body, the opt-out list, the recipient's limit. Comparing the key
+and validating the body are CPU work; the other checks read or count shared state. So the
+caller works out a Ticket first (who asks, and how far the storage checks must go before a
+refusal Python already knows about), then one `admit` runs the storage checks in that order
+and returns a Verdict: the first gate that refused, or none.
 
 The brake: once an address has failed AUTH_FAILURE_LIMIT, every credential it sends is
 refused (429), right or wrong, so that a guess cannot be confirmed; except a credential
@@ -40,7 +40,8 @@ FAILED_AUTH, API_KEY, RECIPIENT = "failed-auth", "api-key", "recipient"
 
 Gate = Literal["failed-auth", "api-key", "idempotency", "key-limit", "opt-out", "recipient-limit"]
 # The last gate a ticket needs: past it, Python already holds the refusal (a malformed
-# Idempotency-Key after the key's check, an invalid body after the key's limit).
+# Idempotency-Key or a destination not allowed after the key's check, an invalid body after
+# the key's limit).
 StopAfter = Literal["api-key", "key-limit", "recipient-limit"]
 
 

@@ -2,8 +2,11 @@
 
 Order of refusals: the failed-key brake (429 whatever key comes next, so that a guess
 cannot be confirmed; but a key that succeeded from that address lately), a wrong key
-(401, counted against the client IP), a malformed Idempotency-Key (400), an
-Idempotency-Key already used (a replay costs no limit and never reaches Vonage), the
+(401, counted against the client IP), a malformed Idempotency-Key (400), a destination
+the service may not send to (422 destination-not-allowed, for a body otherwise valid:
+before the Idempotency-Key is taken and before any limit is counted, so that a pumping
+attempt spends none of the key's or the recipient's allowance), an Idempotency-Key
+already used (a replay costs no limit and never reaches Vonage), the
 key's limit (429), the body (400), the opt-out list (422, before the recipient's limit
 so that refused sends use none of its allowance), the recipient's limit (429).
 
@@ -20,6 +23,7 @@ from collections.abc import Callable
 
 from flask import request
 
+from ..domain.destinations import destination_refusal
 from ..domain.phone import mask_number
 from ..domain.sms_request import SmsRequest
 from ..store.admission import API_KEY, FAILED_AUTH, RECIPIENT, Ticket, Verdict
@@ -49,7 +53,12 @@ def admit_send(view: Callable[[SmsRequest], object]):
             settings.request_deadline_s,
         )
         message, bad_body = _deferred(parse_sms_request, state.raw_body, settings)
-        stop_after = "api-key" if bad_header else "key-limit" if bad_body else "recipient-limit"
+        refusal = destination_refusal(message.destination, settings) if message else None
+        # Refused before the Idempotency-Key is taken and before any limit is counted:
+        early = bad_header if bad_header is not None else refusal
+        stop_after = (
+            "api-key" if early is not None else "key-limit" if bad_body else "recipient-limit"
+        )
         recipient = message.to if message else None
         ticket = Ticket(client_ip(), api_key, stop_after, idempotency, recipient)
         verdict = get_admission().admit(ticket)
@@ -58,8 +67,9 @@ def admit_send(view: Callable[[SmsRequest], object]):
         if verdict.refused_by == "api-key":
             raise unauthorized()
         state.api_key_name = api_key  # for logs and metrics; the secret goes nowhere
-        if bad_header is not None:
-            raise bad_header
+        if early is not None:
+            _describe(message)
+            raise early
         return answer_once(
             idempotency, verdict.claim, lambda: view(_after_claim(verdict, message, bad_body))
         )
@@ -76,14 +86,20 @@ def _after_claim(
     show_rate_limit(verdict.window)  # the key's tightest limit
     if bad_body is not None:
         raise bad_body
-    state = request_state()
-    state.to_masked = mask_number(message.to, message.country_code)
-    state.segments = message.encoded.segments
+    _describe(message)
     if verdict.refused_by == "opt-out":
         raise opted_out(verdict.opted_out_since)
     if verdict.refused_by == "recipient-limit":
         raise too_many(verdict.window, RECIPIENT)
     return message
+
+
+def _describe(message: SmsRequest | None) -> None:
+    """Note the recipient (masked) and the segments for the request's log line."""
+    if message is not None:
+        state = request_state()
+        state.to_masked = mask_number(message.to, message.destination.country_code)
+        state.segments = message.encoded.segments
 
 
 def _deferred(check: Callable, *args) -> tuple:
