@@ -324,6 +324,27 @@ def parse_rate_limit(text: str, name: str, reading: Reading) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class SegmentBudget:
+    """An optional budget in flask-limiter syntax, counted in segments: each of its limits must
+    let through the longest text another variable allows, else that text could never go."""
+
+    max_segments: str  # the variable of the longest text, in segments, declared before
+
+    def __call__(self, text: str, name: str, reading: Reading) -> str | None:
+        if not text:
+            return None
+        try:
+            items = parse_many(text)
+        except ValueError:
+            reading.problem(f"{name} must be in flask-limiter syntax, e.g. '5000 per day'")
+            return None
+        longest = reading.values[self.max_segments]
+        if longest is not None and any(item.amount < longest for item in items):
+            reading.problem(f"{name}: each limit must allow at least {self.max_segments} segments")
+        return text
+
+
 def parse_region(text: str, name: str, reading: Reading) -> str | None:
     value = text.upper()
     if value and value not in phonenumbers.SUPPORTED_REGIONS:
@@ -567,6 +588,13 @@ class Settings:
         "longest text accepted, in SMS segments ({bounds}); longer texts are refused before "
         "any call to Vonage",
         default="6",
+    )
+    segment_budget: str | None = variable(
+        "SEGMENT_BUDGET",
+        SegmentBudget(max_segments="MAX_SEGMENTS"),
+        "per API key, in SMS segments rather than requests (a 3-segment text costs 3), "
+        "flask-limiter syntax, `;` for several (`5000 per day`); each at least `MAX_SEGMENTS`. "
+        "Past it: `429 budget-exhausted`, nothing sent. Unset: no budget",
     )
     signature_secrets: tuple[str, ...] = variable(
         "VONAGE_SIGNATURE_SECRET",

@@ -7,14 +7,17 @@ tests also hold RedisAdmission's script to limits' key schema and moving window.
 import dataclasses
 import threading
 import time
+import types
 
 import pytest
 from limits import parse_many
 from limits.storage import MemoryStorage, RedisStorage
+from limits.storage import memory as limits_memory
 from limits.strategies import MovingWindowRateLimiter
 
 from app.store.admission import (
     API_KEY,
+    BUDGET,
     FAILED_AUTH,
     KNOWN_KEY_S,
     RECIPIENT,
@@ -46,9 +49,20 @@ class Harness:
         return self.strategy.get_window_stats(item, scope, key).remaining
 
 
+class FakeClock:
+    """A clock the test moves; its start is whole seconds, which Redis keeps exactly."""
+
+    def __init__(self):
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.slow)])
 def make(request):
-    """Build an admission of each kind with these limits (flask-limiter syntax)."""
+    """Build an admission of each kind with these limits (flask-limiter syntax), on the real
+    clock or on a FakeClock: limits' memory storage reads it, or RedisAdmission is given it."""
     closing = []
 
     def build(
@@ -56,11 +70,20 @@ def make(request):
         per_key="2 per minute",
         per_recipient="2 per minute",
         known_key_s=KNOWN_KEY_S,
+        segment_budget="",
+        clock=None,
     ):
         limits = LimitItems(
-            parse_many(failed_auth), parse_many(per_key), parse_many(per_recipient), known_key_s
+            parse_many(failed_auth),
+            parse_many(per_key),
+            parse_many(per_recipient),
+            known_key_s,
+            parse_many(segment_budget) if segment_budget else (),
         )
         if request.param == "memory":
+            if clock is not None:
+                fake = types.SimpleNamespace(time=clock)
+                request.getfixturevalue("monkeypatch").setattr(limits_memory, "time", fake)
             strategy = MovingWindowRateLimiter(MemoryStorage())
             store = MemoryStore(3600, 1000)
             return Harness(StepwiseAdmission(strategy, store, limits), store, strategy, limits)
@@ -71,7 +94,7 @@ def make(request):
         storage = RedisStorage(url)
         store = RedisStore(connect(url), 3600, 1000)
         closing.extend([storage.storage, store.redis])
-        admission = RedisAdmission(store.redis, limits, storage.prefixed_key)
+        admission = RedisAdmission(store.redis, limits, storage.prefixed_key, clock or time.time)
         return Harness(admission, store, MovingWindowRateLimiter(storage), limits)
 
     yield build
@@ -270,17 +293,152 @@ def test_the_brake_comes_before_the_idempotency_key(make):
 
 def test_concurrent_sends_pass_exactly_the_limit(make):
     h = make(per_key="5 per minute", per_recipient="100 per minute")
+    refusals = admit_at_once(h, ticket(), 20)
+    assert refusals == ["None"] * 5 + ["key-limit"] * 15
+
+
+def admit_at_once(h, one: Ticket, times: int) -> list[str]:
+    """Admit the ticket from `times` threads at once; return why each was refused, sorted."""
     verdicts = []
     threads = [
-        threading.Thread(target=lambda: verdicts.append(h.admission.admit(ticket())))
-        for _ in range(20)
+        threading.Thread(target=lambda: verdicts.append(h.admission.admit(one)))
+        for _ in range(times)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    refusals = sorted(str(verdict.refused_by) for verdict in verdicts)
-    assert refusals == ["None"] * 5 + ["key-limit"] * 15
+    return sorted(str(verdict.refused_by) for verdict in verdicts)
+
+
+# --- the segment budget: hits that cost the text's segments ----------------------------------
+
+BUDGET_LIMITS = {"per_key": "100 per minute", "per_recipient": "100 per minute"}
+
+
+def spend(h, *segments: int) -> list:
+    """Admit one send per text of these segments; return why each was refused (None: sent)."""
+    return [h.admission.admit(ticket(segments=n)).refused_by for n in segments]
+
+
+@pytest.mark.parametrize(
+    ("sent", "refused"),
+    [
+        pytest.param((6,), 1, id="6 then 1"),
+        pytest.param((3, 3), 1, id="3+3 then 1"),
+        pytest.param((1,) * 6, 1, id="six 1s then 1"),
+        pytest.param((3, 1), 3, id="3+1 then 3: 2 left are too few"),
+    ],
+)
+def test_the_budget_counts_segments_and_refuses_a_text_that_does_not_fit(make, sent, refused):
+    h = make(segment_budget="6 per day", **BUDGET_LIMITS)
+    assert spend(h, *sent) == [None] * len(sent)
+
+    verdict = h.admission.admit(ticket(segments=refused))
+
+    left = 6 - sum(sent)
+    assert verdict.refused_by == "budget"
+    assert (verdict.window.item, verdict.window.stats.remaining) == (
+        h.limits.segment_budget[0],
+        left,
+    )
+    assert 86390 < verdict.window.stats.reset_time - time.time() <= 86400
+    assert h.remaining("segment_budget", BUDGET, "alpha") == left
+    assert h.admission.admit(ticket(api_key="beta", segments=6)).refused_by is None  # per key
+
+
+def test_a_send_refused_for_its_budget_spends_no_other_limit(make):
+    h = make(segment_budget="6 per day", **BUDGET_LIMITS)
+    assert spend(h, 6) == [None]
+
+    assert spend(h, 1, 1) == ["budget", "budget"]
+
+    assert h.remaining("per_key", API_KEY, "alpha") == 99
+    assert h.remaining("per_recipient", RECIPIENT, recipient_key(NUMBER)) == 99
+
+
+@pytest.mark.parametrize("refusal", ["key-limit", "opt-out", "recipient-limit"])
+def test_a_send_refused_by_another_gate_spends_no_budget(make, refusal):
+    h = make(segment_budget="6 per day", per_key="1 per minute", per_recipient="1 per minute")
+    if refusal == "opt-out":
+        h.store.opt_out(NUMBER, "2026-01-01T00:00:00Z", "api")
+    else:  # the other key spends the recipient's limit; this key spends its own elsewhere
+        spent = "beta" if refusal == "recipient-limit" else "alpha"
+        other = "+442071838750" if refusal == "key-limit" else NUMBER
+        assert h.admission.admit(ticket(api_key=spent, recipient=other)).refused_by is None
+    budget_before = h.remaining("segment_budget", BUDGET, "alpha")
+
+    assert h.admission.admit(ticket(segments=3)).refused_by == refusal
+    assert h.remaining("segment_budget", BUDGET, "alpha") == budget_before
+
+
+def test_an_invalid_body_spends_and_tests_no_budget(make):
+    """Stopped after the key's limit (the body is refused next): its cost is unknown."""
+    h = make(segment_budget="6 per day", **BUDGET_LIMITS)
+    assert spend(h, 6) == [None]
+
+    verdict = h.admission.admit(ticket(stop_after="key-limit", recipient=None))
+
+    assert verdict.refused_by is None
+    assert h.remaining("segment_budget", BUDGET, "alpha") == 0
+
+
+def test_the_tightest_window_is_shown_budget_or_request_limit(make):
+    """The window with the fewest left, in its own units: segments for the budget."""
+    h = make(segment_budget="10 per day", per_key="5 per minute", per_recipient="100 per minute")
+    first = h.admission.admit(ticket(segments=3))
+    assert (first.window.item, first.window.stats.remaining) == (h.limits.per_key[0], 4)
+
+    second = h.admission.admit(ticket(segments=6))  # 1 segment left, 3 requests
+
+    assert (second.window.item, second.window.stats.remaining) == (h.limits.segment_budget[0], 1)
+    assert 86390 < second.window.stats.reset_time - time.time() <= 86400
+
+
+def test_a_replay_costs_no_budget(make):
+    h = make(segment_budget="6 per day", **BUDGET_LIMITS)
+    first = h.admission.admit(dataclasses.replace(idempotent(), segments=6))
+    h.store.finish_request("alpha:k1", first.claim.token, ANSWER, ttl_s=60)
+
+    replay = h.admission.admit(dataclasses.replace(idempotent(), segments=6))
+
+    assert (replay.refused_by, replay.claim.outcome) == ("idempotency", "replay")
+    assert h.remaining("segment_budget", BUDGET, "alpha") == 0  # the first send's 6 only
+
+
+def test_a_claim_refused_for_its_budget_is_handed_back_for_release(make):
+    h = make(segment_budget="6 per day", **BUDGET_LIMITS)
+    assert spend(h, 6) == [None]
+    verdict = h.admission.admit(idempotent())
+
+    assert (verdict.refused_by, verdict.claim.outcome) == ("budget", "started")
+    h.store.release_request("alpha:k1", verdict.claim.token)
+    assert h.store.begin_request("alpha:k1", FINGERPRINT, 30).outcome == "started"
+
+
+def test_the_budget_comes_back_when_its_window_passes(make):
+    """On a fake clock: refused an hour after the first send, until a day after it."""
+    clock = FakeClock()
+    h = make(segment_budget="6 per day", clock=clock, **BUDGET_LIMITS)
+    start = clock.now
+    assert spend(h, 3, 3) == [None, None]
+
+    clock.now = start + 3600
+    refused = h.admission.admit(ticket(segments=1))
+    assert refused.refused_by == "budget"
+    assert refused.window.stats.reset_time == pytest.approx(start + 86400)
+    clock.now = start + 86399
+    assert spend(h, 1) == ["budget"]
+
+    clock.now = start + 86401
+    assert spend(h, 6, 1) == [None, "budget"]
+
+
+def test_concurrent_sends_pass_exactly_the_budget(make):
+    h = make(segment_budget="6 per minute", **BUDGET_LIMITS)
+    refusals = admit_at_once(h, ticket(segments=3), 12)
+    assert refusals == ["None"] * 2 + ["budget"] * 10
+    assert h.remaining("segment_budget", BUDGET, "alpha") == 0
 
 
 def test_redis_admission_fails_closed(redis_server):

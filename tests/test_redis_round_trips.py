@@ -149,3 +149,23 @@ def test_a_refusal_waits_on_redis_once(
 
     assert response.status_code == status
     assert sent == ["EVALSHA"]
+
+
+def test_the_segment_budget_adds_no_round_trip(make_app, settings, redis_url, vonage, monkeypatch):
+    """The budget is tested and spent inside the admission's script: a send still waits on
+    Redis twice, and a refusal for its budget once (nothing else is counted or saved)."""
+    client = make_app(settings, redis_url=redis_url, segment_budget="12 per day").test_client()
+    six_segments = {**VALID_BODY, "text": "a" * (153 * 5 + 1)}
+    accept(vonage, *UUIDS[:2])
+    assert send(client, body=six_segments).status_code == 200  # warm-up
+
+    with counting_round_trips(monkeypatch) as sent:
+        response = send(client, body=six_segments)
+    assert (response.status_code, response.headers["RateLimit-Remaining"]) == (200, "0")
+    assert sent == ["EVALSHA", "MULTI"]
+
+    with counting_round_trips(monkeypatch) as sent:
+        refused = send(client)
+    assert refused.status_code == 429
+    assert refused.json["type"].endswith("/budget-exhausted")
+    assert sent == ["EVALSHA"]

@@ -42,6 +42,8 @@ def test_missing_variables_are_all_named_in_one_error():
         ("ALLOWED_NUMBER_TYPES", "mobile,landline"),
         ("ALLOWED_NUMBER_TYPES", " , "),
         ("MAX_SEGMENTS", "0"),
+        ("SEGMENT_BUDGET", "lots per day"),
+        ("SEGMENT_BUDGET", "5000 per day;5 per hour"),  # below MAX_SEGMENTS (6): never a 6
         ("TRUSTED_PROXIES", "many"),
         ("LOG_LEVEL", "LOUD"),
         ("PORT", "99999"),
@@ -51,6 +53,12 @@ def test_invalid_variable_is_named(test_env, name, value):
     """Each invalid variable is refused by name."""
     with pytest.raises(ConfigError, match=name):
         Settings.from_environ({**test_env, name: value})
+
+
+def test_segment_budget_is_off_by_default_and_read_as_limits(test_env):
+    assert Settings.from_environ(test_env).segment_budget is None
+    settings = Settings.from_environ({**test_env, "SEGMENT_BUDGET": " 5000 per day;6 per hour "})
+    assert settings.segment_budget == "5000 per day;6 per hour"
 
 
 def test_opt_out_override_keys_name_api_keys(test_env):

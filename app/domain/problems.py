@@ -77,7 +77,8 @@ class Problem(Enum):
         "http-error", None, "HTTP error", "The HTTP request could not be read ({reason})."
     )
 
-    # The send's rules: Idempotency-Key, destinations, the opt-out list, the rate limits.
+    # The send's rules: Idempotency-Key, destinations, the opt-out list, the rate limits, the
+    # segment budget.
     IDEMPOTENCY_CONFLICT = _Entry(
         "idempotency-conflict",
         409,
@@ -124,6 +125,15 @@ class Problem(Enum):
         429,
         "Too many requests",
         "The limit of {limit} for this recipient is spent; retry after {retry_after} seconds.",
+        retry_may_send=True,
+    )
+
+    BUDGET_EXHAUSTED = _Entry(
+        "budget-exhausted",
+        429,
+        "Segment budget exhausted",
+        "The segment budget of {limit} for this API key has too few segments left for this "
+        "text; nothing was sent. Retry after {retry_after} seconds.",
         retry_may_send=True,
     )
 

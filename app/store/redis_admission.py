@@ -21,6 +21,7 @@ from limits.util import WindowStats
 from ..domain.claims import Claim, claim_from
 from .admission import (
     API_KEY,
+    BUDGET,
     FAILED_AUTH,
     RECIPIENT,
     LimitItems,
@@ -31,12 +32,13 @@ from .admission import (
 )
 from .redis_store import PREFIX, in_flight_entry, known_key, unavailable_on_error
 
-# KEYS: the windows (failed-auth, then the key's, then the recipient's), the opt-out
-#       hash, the mark of the key at this address when the key is known, then the
-#       Idempotency-Key's entry (last) when one is to be taken.
+# KEYS: the windows (failed-auth, then the key's, then the recipient's, then the key's
+#       segment budget), the opt-out hash, the mark of the key at this address when the
+#       key is known, then the Idempotency-Key's entry (last) when one is to be taken.
 # ARGV: now, how many windows of each kind, the last gate to run, whether the key is
 #       known, the recipient, the in-flight entry ('' for none) and its lock, how long
-#       the key's mark lasts, then each window's amount and expiry.
+#       the key's mark lasts, the text's segments (the budget's cost), then each window's
+#       amount and expiry.
 # Reply: {outcome, window, its oldest entry, its entries, detail}: outcome is 'pass' or
 #       the refusing gate; window is the 1-based index of the window to show (0: none);
 #       detail is the Idempotency-Key's current entry, or the opt-out date.
@@ -45,11 +47,12 @@ local now = tonumber(ARGV[1])
 local last_auth = tonumber(ARGV[2])
 local last_key = last_auth + tonumber(ARGV[3])
 local last_recipient = last_key + tonumber(ARGV[4])
-local stop_after, key_known, recipient = ARGV[5], ARGV[6] == '1', ARGV[7]
-local in_flight, lock_s, known_s = ARGV[8], ARGV[9], ARGV[10]
+local last_budget = last_recipient + tonumber(ARGV[5])
+local stop_after, key_known, recipient = ARGV[6], ARGV[7] == '1', ARGV[8]
+local in_flight, lock_s, known_s, cost = ARGV[9], ARGV[10], ARGV[11], tonumber(ARGV[12])
 
-local function amount(i) return tonumber(ARGV[9 + 2 * i]) end
-local function expiry(i) return tonumber(ARGV[10 + 2 * i]) end
+local function amount(i) return tonumber(ARGV[11 + 2 * i]) end
+local function expiry(i) return tonumber(ARGV[12 + 2 * i]) end
 
 -- moving_window.lua: the oldest entry still in the window, and how many are.
 local function window(i)
@@ -63,11 +66,17 @@ local function window(i)
   return false, 0
 end
 
--- acquire_moving_window.lua, for one entry.
-local function acquire(i)
-  local entry = redis.call('LINDEX', KEYS[i], amount(i) - 1)
-  if entry and tonumber(entry) >= now - expiry(i) then return false end
-  redis.call('LPUSH', KEYS[i], now)
+-- acquire_moving_window.lua: whether n entries fit, and taking them.
+local function fits(i, n)
+  if n > amount(i) then return false end
+  local entry = redis.call('LINDEX', KEYS[i], amount(i) - n)
+  return not (entry and tonumber(entry) >= now - expiry(i))
+end
+local function acquire(i, n)
+  if not fits(i, n) then return false end
+  local entries = {}
+  for j = 1, n do entries[j] = now end
+  redis.call('LPUSH', KEYS[i], unpack(entries))
   redis.call('LTRIM', KEYS[i], 0, amount(i) - 1)
   redis.call('EXPIRE', KEYS[i], expiry(i))
   return true
@@ -78,9 +87,23 @@ local function refused(gate, i)
   return {gate, i, oldest, count, false}
 end
 
+-- The window to show: the first with the fewest left, of the key's limits and budget.
+local function tightest()
+  local shown, oldest, count, left = 0, false, 0, nil
+  for i = last_auth + 1, last_budget do
+    if i <= last_key or i > last_recipient then
+      local first, entries = window(i)
+      if left == nil or amount(i) - entries < left then
+        shown, oldest, count, left = i, first, entries, amount(i) - entries
+      end
+    end
+  end
+  return shown, oldest, count
+end
+
 -- The brake: an IP past its failed keys is refused whatever key it sends, but a key
 -- that succeeded from this IP lately.
-local known_mark = KEYS[last_recipient + 2]
+local known_mark = KEYS[last_budget + 2]
 for i = 1, last_auth do
   local oldest, count = window(i)
   if count >= amount(i) then
@@ -91,13 +114,13 @@ for i = 1, last_auth do
   end
 end
 if not key_known then
-  for i = 1, last_auth do acquire(i) end
+  for i = 1, last_auth do acquire(i, 1) end
   return {'api-key', 0, false, 0, false}
 end
 redis.call('SET', known_mark, '1', 'EX', known_s)
 if stop_after == 'api-key' then return {'pass', 0, false, 0, false} end
 
--- The Idempotency-Key, before the key's limit: a replay costs nothing.
+-- The Idempotency-Key, before the limits: a replay costs nothing.
 if in_flight ~= '' then
   local entry_key = KEYS[#KEYS]
   if not redis.call('SET', entry_key, in_flight, 'NX', 'EX', lock_s) then
@@ -105,26 +128,34 @@ if in_flight ~= '' then
   end
 end
 
-for i = last_auth + 1, last_key do
-  if not acquire(i) then return refused('key-limit', i) end
-end
-local shown, shown_oldest, shown_count, shown_remaining = 0, false, 0, nil
-for i = last_auth + 1, last_key do  -- the tightest: the first with the fewest remaining
-  local oldest, count = window(i)
-  if shown_remaining == nil or amount(i) - count < shown_remaining then
-    shown, shown_oldest, shown_count, shown_remaining = i, oldest, count, amount(i) - count
+-- The budget (a valid body's: its cost is known), tested before any limit is counted and
+-- spent last: a refusal spends nothing.
+if stop_after == 'recipient-limit' then
+  for i = last_recipient + 1, last_budget do
+    if not fits(i, cost) then return refused('budget', i) end
   end
 end
-if stop_after == 'key-limit' then return {'pass', shown, shown_oldest, shown_count, false} end
+for i = last_auth + 1, last_key do
+  if not acquire(i, 1) then return refused('key-limit', i) end
+end
+if stop_after == 'key-limit' then
+  local shown, oldest, count = tightest()
+  return {'pass', shown, oldest, count, false}
+end
 
 -- The opt-out list, before the recipient's limit: a refusal uses none of its allowance.
-local since = redis.call('HGET', KEYS[last_recipient + 1], recipient)
-if since then return {'opt-out', shown, shown_oldest, shown_count, since} end
+local since = redis.call('HGET', KEYS[last_budget + 1], recipient)
+if since then
+  local shown, oldest, count = tightest()
+  return {'opt-out', shown, oldest, count, since}
+end
 
 for i = last_key + 1, last_recipient do
-  if not acquire(i) then return refused('recipient-limit', i) end
+  if not acquire(i, 1) then return refused('recipient-limit', i) end
 end
-return {'pass', shown, shown_oldest, shown_count, false}
+for i = last_recipient + 1, last_budget do acquire(i, cost) end  -- fits: tested above
+local shown, oldest, count = tightest()
+return {'pass', shown, oldest, count, false}
 """
 
 
@@ -144,15 +175,7 @@ class RedisAdmission:
     @unavailable_on_error
     def admit(self, ticket: Ticket) -> Verdict:
         now = self.clock()
-        windows = [(item, FAILED_AUTH, ticket.client_ip) for item in self.limits.failed_auth]
-        counts = [len(windows), 0, 0]
-        if ticket.api_key is not None and ticket.stop_after != "api-key":
-            windows += [(item, API_KEY, ticket.api_key) for item in self.limits.per_key]
-            counts[1] = len(self.limits.per_key)
-        if ticket.stop_after == "recipient-limit" and ticket.recipient is not None:
-            counter = recipient_key(ticket.recipient)
-            windows += [(item, RECIPIENT, counter) for item in self.limits.per_recipient]
-            counts[2] = len(self.limits.per_recipient)
+        windows, counts = self._windows(ticket)
         keys = [self.prefixed_key(item.key_for(scope, key)) for item, scope, key in windows]
         keys.append(PREFIX + "optouts")
         if ticket.api_key is not None:
@@ -165,10 +188,29 @@ class RedisAdmission:
             keys.append(PREFIX + "idem:" + ticket.idempotency.key)
         args = [now, *counts, ticket.stop_after, int(ticket.api_key is not None)]
         args += [ticket.recipient or "", in_flight, lock_s, self.limits.known_key_s]
+        args.append(ticket.segments)
         for item, _, _ in windows:
             args += [item.amount, item.get_expiry()]
         reply = self._admit(keys=keys, args=args)
         return _verdict(reply, [item for item, _, _ in windows], ticket, token, now)
+
+    def _windows(self, ticket: Ticket) -> tuple[list[tuple], list[int]]:
+        """The windows the ticket's gates read, (item, scope, key) in the script's order, and
+        how many of each kind: failed-auth, the key's, the recipient's, the key's budget."""
+        limits = self.limits
+        windows = [(item, FAILED_AUTH, ticket.client_ip) for item in limits.failed_auth]
+        counts = [len(windows), 0, 0, 0]
+        if ticket.api_key is None or ticket.stop_after == "api-key":
+            return windows, counts
+        windows += [(item, API_KEY, ticket.api_key) for item in limits.per_key]
+        counts[1] = len(limits.per_key)
+        if ticket.stop_after == "recipient-limit" and ticket.recipient is not None:
+            counter = recipient_key(ticket.recipient)
+            windows += [(item, RECIPIENT, counter) for item in limits.per_recipient]
+            counts[2] = len(limits.per_recipient)
+        windows += [(item, BUDGET, ticket.api_key) for item in limits.segment_budget]
+        counts[3] = len(limits.segment_budget)
+        return windows, counts
 
 
 def _verdict(reply: list, items: list, ticket: Ticket, token: str | None, now: float) -> Verdict:

@@ -1,9 +1,11 @@
-"""Rate limits: per API key, per recipient, and on failed authentication per client IP.
+"""Rate limits: per API key, per recipient, and on failed authentication per client IP; and
+the key's segment budget (SEGMENT_BUDGET), a limit whose hits cost the text's segments.
 
 flask-limiter owns the storage (process memory, or Redis when configured) and the
 moving-window strategy. POST /send-sms counts its limits in its admission step
 (app/store/admission.py), at their places in the request: the failed-key brake, the key's limit
-before validation, the recipient's after it. The other credentials (the other routes'
+before validation, the recipient's after it, the budget tested before the key's limit
+and spent after the recipient's. The other credentials (the other routes'
 API keys, the metrics token, webhook signatures) go through the brake in the same
 admission step, stopped after it. When Redis is out of reach, the limits fail closed (503).
 
@@ -31,7 +33,16 @@ from ..domain.problems import ApiProblem, Problem
 from ..metrics import RATE_LIMITED
 from ..settings import Settings
 from ..store import build_admission, get_store
-from ..store.admission import API_KEY, FAILED_AUTH, RECIPIENT, Admission, LimitItems, Ticket, Window
+from ..store.admission import (
+    API_KEY,
+    BUDGET,
+    FAILED_AUTH,
+    RECIPIENT,
+    Admission,
+    LimitItems,
+    Ticket,
+    Window,
+)
 from ..store.limit_storage import BoundedMemoryStorage
 from .request_context import request_state
 
@@ -41,6 +52,7 @@ REFUSALS = {
     FAILED_AUTH: Problem.RATE_LIMITED,
     API_KEY: Problem.RATE_LIMITED,
     RECIPIENT: Problem.RECIPIENT_RATE_LIMITED,
+    BUDGET: Problem.BUDGET_EXHAUSTED,
 }
 _LIMITS, _ADMISSION = "rate_limits", "admission"  # their keys in app.extensions
 
@@ -70,6 +82,7 @@ class RateLimits:
             failed_auth=parse_many(settings.auth_failure_limit),
             per_key=parse_many(settings.rate_limit),
             per_recipient=parse_many(settings.recipient_rate_limit),
+            segment_budget=parse_many(settings.segment_budget) if settings.segment_budget else (),
         )
 
     @property
@@ -151,7 +164,9 @@ def _ip_address(value: str | None) -> str | None:
 
 
 def _add_rate_limit_headers(response):
-    """Tell the caller where it stands on its tightest limit (IETF RateLimit fields, seconds).
+    """Tell the caller where it stands on its tightest limit (IETF RateLimit fields, seconds):
+    the one with the fewest left, of the key's request limits (in requests) and its segment
+    budget (in segments).
 
     The window was read when the limit was counted, in the same round trip, so the answer
     needs no second look at the storage."""

@@ -6,9 +6,12 @@ cannot be confirmed; but a key that succeeded from that address lately), a wrong
 the service may not send to (422 destination-not-allowed, for a body otherwise valid:
 before the Idempotency-Key is taken and before any limit is counted, so that a pumping
 attempt spends none of the key's or the recipient's allowance), an Idempotency-Key
-already used (a replay costs no limit and never reaches Vonage), the
-key's limit (429), the body (400), the opt-out list (422, before the recipient's limit
-so that refused sends use none of its allowance), the recipient's limit (429).
+already used (a replay costs no limit, no budget, and never reaches Vonage), the key's
+segment budget (429 budget-exhausted; a valid body's only, as its cost is the text's
+segments: tested before any limit is counted, spent once every gate passed, so that a send
+it refuses spends nothing else), the key's limit (429), the body (400), the opt-out list
+(422, before the recipient's limit so that refused sends use none of its allowance), the
+recipient's limit (429).
 
 The CPU work (comparing the key, reading the header, validating the body) runs first,
 and always: the brake's answer then takes as long whether the key was right or not.
@@ -26,7 +29,7 @@ from flask import request
 from ..domain.destinations import destination_refusal
 from ..domain.phone import mask_number
 from ..domain.sms_request import SmsRequest
-from ..store.admission import API_KEY, FAILED_AUTH, RECIPIENT, Ticket, Verdict
+from ..store.admission import API_KEY, BUDGET, FAILED_AUTH, RECIPIENT, Ticket, Verdict
 from .api_keys import identify_api_key, unauthorized
 from .app_settings import current_settings
 from .body import parse_sms_request
@@ -59,8 +62,8 @@ def admit_send(view: Callable[[SmsRequest], object]):
         stop_after = (
             "api-key" if early is not None else "key-limit" if bad_body else "recipient-limit"
         )
-        recipient = message.to if message else None
-        ticket = Ticket(client_ip(), api_key, stop_after, idempotency, recipient)
+        recipient, segments = (message.to, message.encoded.segments) if message else (None, 1)
+        ticket = Ticket(client_ip(), api_key, stop_after, idempotency, recipient, segments)
         verdict = get_admission().admit(ticket)
         if verdict.refused_by == "failed-auth":
             raise too_many(verdict.window, FAILED_AUTH)
@@ -81,9 +84,9 @@ def _after_claim(
     verdict: Verdict, message: SmsRequest | None, bad_body: InvalidPayload | None
 ) -> SmsRequest:
     """Raise the refusals that come after the Idempotency-Key, so that its answer is kept."""
-    if verdict.refused_by == "key-limit":
-        raise too_many(verdict.window, API_KEY)
-    show_rate_limit(verdict.window)  # the key's tightest limit
+    if verdict.refused_by in ("budget", "key-limit"):
+        raise too_many(verdict.window, BUDGET if verdict.refused_by == "budget" else API_KEY)
+    show_rate_limit(verdict.window)  # the key's tightest limit or budget
     if bad_body is not None:
         raise bad_body
     _describe(message)

@@ -132,6 +132,7 @@ def test_every_error_example_answers_what_its_comment_says(demo_like, adapt, cre
         seen.add(slug)
     # Every row of the error table that docs/api.md says the demo produces has an example.
     assert slugs - seen == {
+        "budget-exhausted",
         "upstream-rejected",
         "storage-unavailable",
         "request-timeout",
