@@ -26,7 +26,7 @@ import ipaddress
 import os
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -74,6 +74,11 @@ class Reading:
 
     def problem(self, message: str) -> None:
         self.problems.append(message)
+
+    def raise_problems(self) -> None:
+        """One ConfigError naming every problem found, if any."""
+        if self.problems:
+            raise ConfigError("invalid configuration: " + "; ".join(self.problems))
 
 
 # A parser: (text, the variable's name, the reading) -> the value. It reports a bad text with
@@ -709,8 +714,7 @@ class Settings:
         """Read and check every variable; raise one ConfigError naming all problems."""
         reading = Reading(environ)
         values = {each.name: declaration(each).read(reading) for each in fields(cls)}
-        if reading.problems:
-            raise ConfigError("invalid configuration: " + "; ".join(reading.problems))
+        reading.raise_problems()
         return cls(**values)
 
 
@@ -746,6 +750,22 @@ EARLY = (
 )
 # Every variable the service reads, in the order of docs/operations.md's table.
 VARIABLES = (*(declaration(each) for each in fields(Settings)), *EARLY)
+
+
+def read_variables(
+    variables: Iterable[Variable], environ: Mapping[str, str] = os.environ
+) -> list[Any]:
+    """Parse declared variables as `Settings.from_environ` does, for a tool that needs only
+    these (make demo's ports); one ConfigError naming every problem."""
+    reading = Reading(environ)
+    values = [each.read(reading) for each in variables]
+    reading.raise_problems()
+    return values
+
+
+def declared(name: str) -> Variable:
+    """The declaration of the variable `name`."""
+    return next(each for each in VARIABLES if each.name == name)
 
 
 def env_file() -> str | None:

@@ -7,18 +7,28 @@ Ctrl-C stops both.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
 
 from app.server.worker import port_in_use
+from app.settings import ConfigError, Integer, Variable, declared, read_variables
 from tools.stack import ROOT, ensure_credentials, wired_stack
+
+EMULATOR_PORT = Variable(
+    "EMULATOR_PORT",
+    Integer(0, 65535),
+    "port of the demo's emulator (0: a free one)",
+    default="8443",
+)
 
 
 def main() -> int:
-    port = int(os.environ.get("PORT", "8000"))
-    emulator_port = int(os.environ.get("EMULATOR_PORT", "8443"))
+    try:  # PORT as the service reads it (its default, its bounds), with the emulator's
+        port, emulator_port = read_variables((declared("PORT"), EMULATOR_PORT))
+    except ConfigError as error:
+        print(f"cannot start: {error}", file=sys.stderr)
+        return 1
     for variable, value in (("PORT", port), ("EMULATOR_PORT", emulator_port)):
         if value and port_in_use("0.0.0.0", value):  # noqa: S104 - a probe, closed at once
             print(
