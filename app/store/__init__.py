@@ -20,8 +20,6 @@ from ..settings import Settings
 from .admission import Admission, LimitItems, StepwiseAdmission
 from .contract import Store
 from .memory import MemoryStore
-from .redis_admission import RedisAdmission
-from .redis_store import RedisStore, connect
 from .sqlite import SQLiteStore
 
 logger = logging.getLogger("sms_service")
@@ -44,24 +42,25 @@ def build_store(settings: Settings) -> Store:
     """Redis when REDIS_URL is set (shared by workers and instances); else the SQLite file at
     STATE_PATH; process memory only when STATE_PATH is :memory:, with a warning."""
     if settings.redis_url:
+        from .redis_store import RedisStore, connect  # redis-py only where it is used
+
         return RedisStore(
             connect(settings.redis_url), settings.message_retention_s, settings.max_messages
         )
+    max_answer_bytes = settings.idempotency_max_mb * 1024 * 1024
     if settings.state_path != MEMORY:
         return SQLiteStore(
             settings.state_path,
             settings.message_retention_s,
             settings.max_messages,
-            max_answer_bytes=settings.idempotency_max_mb * 1024 * 1024,
+            max_answer_bytes=max_answer_bytes,
         )
     logger.warning(
         "STATE_PATH=:memory: keeps state in process memory: a restart forgets opt-outs, "
         "idempotency keys and message records"
     )
     return MemoryStore(
-        settings.message_retention_s,
-        settings.max_messages,
-        max_answer_bytes=settings.idempotency_max_mb * 1024 * 1024,
+        settings.message_retention_s, settings.max_messages, max_answer_bytes=max_answer_bytes
     )
 
 
@@ -71,5 +70,7 @@ def build_admission(
     """One round trip when the state is in Redis; one call per check otherwise (the SQLite
     file or process memory: no round trip)."""
     if settings.redis_url:
+        from .redis_admission import RedisAdmission
+
         return RedisAdmission(store.redis, limits, strategy.storage.prefixed_key)
     return StepwiseAdmission(strategy, store, limits)
