@@ -46,10 +46,10 @@ def _drop_own_metrics_dir() -> None:
 
 try:
     settings = Settings.from_environ(read_environment())
-    if not settings.redis_url and settings.state_path != ":memory:":
+    if settings.state_file:
         from app.store.sqlite_schema import check_schema
 
-        check_schema(settings.state_path)  # a file from a newer version stops the boot here
+        check_schema(settings.state_file)  # a file from a newer version stops the boot here
 except ConfigError as error:
     _drop_own_metrics_dir()  # a failed start leaves no folder behind
     # One line on stderr, exit status 1. An exception would reach gunicorn, which prints

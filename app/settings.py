@@ -56,6 +56,7 @@ PLACEHOLDERS = (
     "replace-with-the-signature-secret",
 )
 DEFAULT_STATE_PATH = "sms-state.db"  # in the working directory
+MEMORY_STATE = ":memory:"  # the STATE_PATH that keeps state in process memory
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -412,7 +413,7 @@ def parse_redis_url(text: str, name: str, reading: Reading) -> str | None:
 def parse_state_path(text: str, name: str, reading: Reading) -> str:
     """A file in a folder that exists (a missing folder is a typo, not an outage), or
     :memory:. Whether it can be written is the store's to find out: that can change."""
-    if text == ":memory:":
+    if text == MEMORY_STATE:
         return text
     if os.path.isdir(text):
         reading.problem(f"{name} must name a file, not a folder")
@@ -703,6 +704,11 @@ class Settings:
     def senders(self) -> tuple[str, ...]:
         """Every `from` a caller may use; the first is the default."""
         return (self.vonage_number, *self.allowed_senders)
+
+    @property
+    def state_file(self) -> str | None:
+        """The SQLite file that keeps the state, or None: Redis keeps it, or process memory."""
+        return None if self.redis_url or self.state_path == MEMORY_STATE else self.state_path
 
     @property
     def bind(self) -> str:

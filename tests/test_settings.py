@@ -1,5 +1,6 @@
 """Configuration is checked at start-up and every problem is named in one error."""
 
+import dataclasses
 import os
 import re
 from dataclasses import MISSING, fields
@@ -338,3 +339,18 @@ def test_one_error_names_the_servers_problems_and_the_others():
     assert message.startswith("invalid configuration: ")
     for name in ("API_KEYS", "VONAGE_TIMEOUT", "HOST", "PORT", "WEB_CONCURRENCY=2"):
         assert name in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "state_file"),
+    [
+        ({"state_path": "state.db"}, "state.db"),
+        ({"state_path": ":memory:"}, None),
+        ({"state_path": "state.db", "redis_url": "redis://127.0.0.1:6379/0"}, None),
+    ],
+)
+def test_the_state_file_is_named_only_when_sqlite_keeps_the_state(
+    base_settings, changes, state_file
+):
+    """One answer for the store factory and gunicorn's schema check alike."""
+    assert dataclasses.replace(base_settings, **changes).state_file == state_file

@@ -23,7 +23,6 @@ from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 logger = logging.getLogger("sms_service")
-MEMORY = ":memory:"  # the STATE_PATH that keeps state in process memory
 
 _EXTENSION = "store"  # the store's key in app.extensions
 
@@ -48,9 +47,9 @@ def build_store(settings: Settings) -> Store:
             connect(settings.redis_url), settings.message_retention_s, settings.max_messages
         )
     max_answer_bytes = settings.idempotency_max_mb * 1024 * 1024
-    if settings.state_path != MEMORY:
+    if settings.state_file:
         return SQLiteStore(
-            settings.state_path,
+            settings.state_file,
             settings.message_retention_s,
             settings.max_messages,
             max_answer_bytes=max_answer_bytes,
